@@ -1,0 +1,369 @@
+"""The sans-I/O connection: what both sides share once the handshake is done.
+
+Bytes in (:meth:`Connection.receive_data`), events out (:meth:`Connection.events`),
+bytes to write after every call (:meth:`Connection.data_to_send`), and time
+passed in (:meth:`Connection.tick`). Nothing here blocks, sleeps, opens a
+socket or reads a clock, and nothing the peer sends makes it raise: peer
+misbehaviour becomes a close frame with the right code and a
+:class:`~wskit.core.events.Terminated` event. Only local misuse raises, with a
+:class:`~wskit.errors.UsageError`.
+
+The two sides differ only in their opening handshake:
+:class:`~wskit.core.ServerConnection` and :class:`~wskit.core.ClientConnection`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
+
+from ._wsproto import Failure, FrameEngine
+from .config import Config
+from .deflate import DeflateParams
+from .events import CloseReceived, Event, Message, Ping, Pong, Terminated
+from .heartbeat import Due, Heartbeat
+from .state import State, check_transition
+
+__all__ = ["Connection"]
+
+# Close codes an endpoint may put in a close frame (RFC 6455 §7.4, IANA registry).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(
+    range(3000, 5000)
+)
+_MAX_CONTROL_PAYLOAD = 125
+
+
+def _check_close_code(code: int, reason: str) -> None:
+    if code not in _SENDABLE_CODES:
+        raise UsageError(
+            f"close code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"
+        )
+    if len(reason.encode()) > _MAX_CONTROL_PAYLOAD - 2:
+        raise UsageError("a close reason must be at most 123 bytes once encoded in UTF-8")
+
+
+class Connection:
+    """State shared by both sides of a WebSocket connection.
+
+    Do not instantiate this class: use :class:`~wskit.core.ServerConnection`
+    or :class:`~wskit.core.ClientConnection`.
+    """
+
+    _client = False
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+        self._state = State.CONNECTING
+        self._events: list[Event] = []
+        self._out = bytearray()
+        self._engine: FrameEngine | None = None
+        self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
+        self._pending_pings: dict[bytes, float | None] = {}
+        self._keepalive_payload: bytes | None = None
+        self._pong_owed: bytes | None = None
+        self._now: float | None = None
+        self._close_deadline: float | None = None
+        self._close_sent: tuple[int | None, str] | None = None
+        self.latency = 0.0
+        """Round-trip time of the last answered ping, in seconds (0.0 until one is)."""
+        self.compression: str | None = None
+        """The negotiated compression extension ("permessage-deflate") or None."""
+        self.subprotocol: str | None = None
+        """The negotiated subprotocol, or None."""
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def state(self) -> State:
+        """Where the connection is in its life (see :mod:`wskit.core.state`)."""
+        return self._state
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes waiting in :meth:`data_to_send`."""
+        return len(self._out)
+
+    def _set_state(self, new: State) -> None:
+        self._state = check_transition(self._state, new)
+
+    def _terminate(
+        self, code: int, reason: str = "", error: ProtocolError | HandshakeError | None = None
+    ) -> None:
+        self._set_state(State.CLOSED)
+        self._engine = None  # frees the compression contexts at once
+        self._pong_owed = None
+        self._events.append(Terminated(code, reason, error))
+
+    def _open(self, deflate: DeflateParams | None, trailing: bytes) -> None:
+        options = self.config.compression
+        self._engine = FrameEngine(
+            client=self._client,
+            deflate=deflate,
+            max_message=self.config.max_message,
+            max_fragments=self.config.max_fragments,
+            mem_level=options.mem_level if options else 5,
+            level=options.level if options else 6,
+        )
+        self.compression = "permessage-deflate" if deflate is not None else None
+        self._set_state(State.OPEN)
+        if trailing:
+            self._receive_frames(trailing)
+
+    # ------------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes, *, now: float | None = None) -> None:
+        """Feed bytes received from the peer.
+
+        Args:
+            data: any number of bytes, as they came off the transport.
+            now: the current time on the caller's clock, if at hand; it times
+                the arrival of pongs, so that :attr:`latency` is exact. Without
+                it, the time of the last :meth:`tick` is used.
+        """
+        if now is not None:
+            self._now = now
+        if self._state is State.CLOSED or not data:
+            return
+        if self._state is State.CONNECTING:
+            self._receive_handshake(bytes(data))
+        else:
+            self._receive_frames(bytes(data))
+
+    def receive_eof(self) -> None:
+        """The transport's read side ended. Idempotent."""
+        if self._state is State.CLOSED:
+            return
+        if self._state is State.CONNECTING:
+            self._handshake_eof()
+            return
+        self._terminate(1006)
+
+    def _receive_handshake(self, data: bytes) -> None:
+        raise NotImplementedError  # each side implements its handshake
+
+    def _handshake_eof(self) -> None:
+        raise NotImplementedError  # each side implements its handshake
+
+    def _receive_frames(self, data: bytes) -> None:
+        engine = self._engine
+        assert engine is not None
+        for event in engine.receive(data):
+            if isinstance(event, Message):
+                self._events.append(event)
+            elif isinstance(event, Ping):
+                # RFC 6455 §5.5.3: answering only the latest of several pings
+                # is allowed; it keeps a ping flood from growing our buffer.
+                if self._state is State.OPEN:
+                    self._pong_owed = event.payload
+                self._events.append(event)
+            elif isinstance(event, Pong):
+                self._events.append(self._pong_received(event.payload))
+            elif isinstance(event, CloseReceived):
+                self._close_received(event)
+                return
+            else:
+                self._fail(event)
+                return
+
+    def _pong_received(self, payload: bytes) -> Pong:
+        if payload not in self._pending_pings:
+            return Pong(payload)  # unsolicited: a heartbeat from the peer
+        # A pong acknowledges its ping and every ping sent before it.
+        acknowledged: list[bytes] = []
+        for pending in self._pending_pings:
+            acknowledged.append(pending)
+            if pending == payload:
+                break
+        sent_at = self._pending_pings[payload]
+        for pending in acknowledged:
+            del self._pending_pings[pending]
+        if self._keepalive_payload in acknowledged:
+            self._keepalive_payload = None
+            self._heartbeat.pong_received()
+        rtt = None
+        if sent_at is not None and self._now is not None:
+            rtt = max(0.0, self._now - sent_at)
+            self.latency = rtt
+        return Pong(payload, rtt)
+
+    def _close_received(self, event: CloseReceived) -> None:
+        self._events.append(event)
+        if self._state is State.OPEN:
+            self._flush_pong()
+            # Echo the peer's code (RFC 6455 §5.5.1); no code when it sent none.
+            code = None if event.code == 1005 else event.code
+            assert self._engine is not None
+            self._out += self._engine.send_close(code, "")
+        self._terminate(event.code, event.reason)
+
+    def _fail(self, failure: Failure) -> None:
+        error = failure.error
+        if self._state is State.OPEN:
+            self._send_close_frame(error.close_code, str(error))
+        self._terminate(error.close_code, str(error), error)
+
+    # --------------------------------------------------------------- sending
+
+    def _require_open(self, what: str) -> FrameEngine:
+        if self._state is not State.OPEN or self._engine is None:
+            raise InvalidState(f"cannot {what}: the connection is {self._state.value}")
+        return self._engine
+
+    def send_text(self, text: str, *, compress: bool | None = None, fin: bool = True) -> None:
+        """Send a text message, or a fragment of one.
+
+        Args:
+            text: the message, or this fragment of it.
+            compress: True or False to force or skip compression of this
+                message; None applies the threshold of the compression options.
+                Ignored unless permessage-deflate was negotiated; decided by a
+                message's first fragment.
+            fin: False to send a fragment and continue the message with more
+                calls; the last fragment has ``fin=True``.
+        """
+        if not isinstance(text, str):
+            raise UsageError(f"send_text() takes a str, got {type(text).__name__}")
+        self._send_data(text, compress, fin)
+
+    def send_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        compress: bool | None = None,
+        fin: bool = True,
+    ) -> None:
+        """Send a binary message, or a fragment of one (see :meth:`send_text`)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise UsageError(f"send_bytes() takes bytes, got {type(data).__name__}")
+        self._send_data(bytes(data), compress, fin)
+
+    def _send_data(self, data: str | bytes, compress: bool | None, fin: bool) -> None:
+        engine = self._require_open("send a message")
+        ongoing = engine.sending_fragments
+        if ongoing is not None and ongoing != isinstance(data, str):
+            kind = "text" if ongoing else "binary"
+            raise UsageError(f"a fragmented {kind} message is under way: finish it with fin=True")
+        if compress is None:
+            options = self.config.compression
+            compress = options is not None and len(data) >= options.threshold
+        self._out += engine.send_data(data, fin=fin, compress=compress)
+
+    def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
+        """Send a ping; its pong arrives as a :class:`Pong` event with the round trip time.
+
+        Args:
+            payload: up to 125 bytes; it must differ from every ping still
+                waiting for its pong.
+            now: the current time on the caller's clock, to time the round trip.
+        """
+        engine = self._require_open("send a ping")
+        payload = bytes(payload)
+        if len(payload) > _MAX_CONTROL_PAYLOAD:
+            raise UsageError("a ping payload must be at most 125 bytes")
+        if payload in self._pending_pings:
+            raise UsageError("a ping with this payload is still waiting for its pong")
+        if now is not None:
+            self._now = now
+        self._pending_pings[payload] = self._now
+        self._out += engine.send_ping(payload)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; idempotent once closing or closed.
+
+        The connection is CLOSING until the peer's close frame arrives (then a
+        :class:`Terminated` event follows) or ``close_timeout`` passes.
+
+        Raises:
+            UsageError: the code may not be sent or the reason is too long.
+            InvalidState: the handshake is not finished (a server rejects with
+                ``reject()``; a client abandons by closing its transport).
+        """
+        _check_close_code(code, reason)
+        if self._state in (State.CLOSING, State.CLOSED):
+            return
+        if self._state is State.CONNECTING:
+            raise InvalidState("cannot close: the opening handshake is not finished")
+        self._send_close_frame(code, reason)
+        self._set_state(State.CLOSING)
+
+    def _send_close_frame(self, code: int, reason: str) -> None:
+        assert self._engine is not None
+        self._flush_pong()
+        reason_bytes = reason.encode()[: _MAX_CONTROL_PAYLOAD - 2]
+        self._out += self._engine.send_close(code, reason_bytes.decode(errors="ignore"))
+        self._close_sent = (code, reason)
+
+    def _flush_pong(self) -> None:
+        if self._pong_owed is not None and self._engine is not None:
+            self._out += self._engine.send_pong(self._pong_owed)
+        self._pong_owed = None
+
+    # ----------------------------------------------------------------- output
+
+    def events(self) -> list[Event]:
+        """Return the events produced since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Return every byte waiting to be written, and forget them.
+
+        Call it after every call into the connection, receiving included:
+        pongs, close echoes and failure closes are queued by the core itself.
+        """
+        if self._pong_owed is not None and self._state is State.OPEN:
+            self._flush_pong()
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    # ------------------------------------------------------------------ time
+
+    def next_deadline(self) -> float | None:
+        """The time at which :meth:`tick` should next be called, or None.
+
+        0.0 means "as soon as you can": a timer has just been started and
+        needs the current time.
+        """
+        if self._state is State.OPEN:
+            return self._heartbeat.deadline()
+        if self._state is State.CLOSING and self.config.close_timeout is not None:
+            return 0.0 if self._close_deadline is None else self._close_deadline
+        return None
+
+    def tick(self, now: float) -> None:
+        """Advance time to ``now``: send keepalive pings, enforce timeouts."""
+        self._now = now
+        if self._state is State.OPEN:
+            due = self._heartbeat.due(now)
+            if due is Due.PING:
+                self._send_keepalive(now)
+            elif due is Due.TIMEOUT:
+                error = ProtocolError("keepalive ping timeout", 1011)
+                self._send_close_frame(1011, str(error))
+                self._terminate(1011, str(error), error)
+        elif self._state is State.CLOSING and self.config.close_timeout is not None:
+            if self._close_deadline is None:
+                self._close_deadline = now + self.config.close_timeout
+            elif now >= self._close_deadline:
+                self._terminate(1006, "the peer did not answer our close frame in time")
+
+    def _send_keepalive(self, now: float) -> None:
+        engine = self._require_open("send a ping")
+        payload = os.urandom(4)
+        while payload in self._pending_pings:
+            payload = os.urandom(4)
+        self._pending_pings[payload] = now
+        self._keepalive_payload = payload
+        self._heartbeat.ping_sent(now)
+        self._out += engine.send_ping(payload)
+
+
+def _header_pairs(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    pairs = tuple((str(name), str(value)) for name, value in headers)
+    for name, value in pairs:
+        if any(ch in name + value for ch in "\r\n\0"):
+            raise UsageError(f"header {name!r} contains a line break or NUL")
+    return pairs

@@ -1,0 +1,175 @@
+"""Events the sans-I/O core hands to its caller.
+
+Every event is a frozen, slotted dataclass: a value, safe to keep, compare and
+put in a queue. Dispatch on them with ``match``::
+
+    for event in conn.events():
+        match event:
+            case Message(data=str() as text): ...
+            case Message(data=bytes() as blob): ...
+            case Ping() | Pong(): ...
+            case CloseReceived(code, reason): ...
+            case Terminated(): ...   # close the transport
+
+Which side sees which event:
+
+==================  ======  ======  ==================================================
+event               server  client  meaning
+==================  ======  ======  ==================================================
+Request             yes             a valid upgrade request: call accept() or reject()
+Accepted                    yes     the server accepted; the connection is OPEN
+Message             yes     yes     a complete data message (str for text, bytes)
+Ping                yes     yes     the peer pinged; the core has already queued a pong
+Pong                yes     yes     the peer answered a ping (rtt when it was ours)
+CloseReceived       yes     yes     the peer's close frame; the core echoes it
+Terminated          yes     yes     the connection is over: close the transport
+==================  ======  ======  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wskit.errors import HandshakeError, ProtocolError
+
+__all__ = [
+    "Accepted",
+    "CloseReceived",
+    "Event",
+    "Headers",
+    "Message",
+    "Ping",
+    "Pong",
+    "Request",
+    "Terminated",
+]
+
+Headers = tuple[tuple[str, str], ...]
+"""HTTP headers as ``(name, value)`` pairs, names as received, in order."""
+
+
+def _values(headers: Headers, name: str) -> list[str]:
+    wanted = name.lower()
+    return [value for key, value in headers if key.lower() == wanted]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Server side: a valid WebSocket upgrade request arrived.
+
+    The core has checked it against RFC 6455 and its limits; answer with
+    :meth:`~wskit.core.ServerConnection.accept` or
+    :meth:`~wskit.core.ServerConnection.reject`.
+
+    Attributes:
+        target: the request target, path plus query string (``/chat?room=1``).
+        headers: every request header, in order.
+        subprotocols: the subprotocols the client offered, in its order of preference.
+        extensions: the extension offers, one element per offer, as sent.
+    """
+
+    target: str
+    headers: Headers
+    subprotocols: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        """The target without its query string."""
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        """The query string without the ``?`` ("" when there is none)."""
+        return self.target.partition("?")[2]
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (case-insensitive), or None; repeated values are joined."""
+        values = _values(self.headers, name)
+        return ", ".join(values) if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Client side: the server accepted the handshake; the connection is OPEN.
+
+    Attributes:
+        headers: the 101 response's headers.
+        subprotocol: the subprotocol the server chose, or None.
+        extensions: the extensions in use (``("permessage-deflate",)`` or ``()``).
+    """
+
+    headers: Headers
+    subprotocol: str | None = None
+    extensions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A complete data message: ``str`` for a text message, ``bytes`` for binary."""
+
+    data: str | bytes
+
+    @property
+    def is_text(self) -> bool:
+        """True for a text message."""
+        return isinstance(self.data, str)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """The peer sent a ping; the core has already queued the pong (pongs are coalesced)."""
+
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The peer sent a pong.
+
+    Attributes:
+        payload: the pong's payload.
+        rtt: seconds between our ping and this pong when it answers a ping
+            the core sent and both times were known, else None.
+    """
+
+    payload: bytes = b""
+    rtt: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceived:
+    """The peer's close frame arrived (1005 when it carried no code).
+
+    If we had not sent a close frame yet, the core has queued the echo.
+    """
+
+    code: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Terminated:
+    """The connection is over: flush ``data_to_send()`` and close the transport.
+
+    Emitted exactly once per connection.
+
+    Attributes:
+        code: the close code that ended the connection: the peer's code when
+            its close frame arrived, the code we failed the connection with
+            (1002, 1007, 1009, 1011) when it misbehaved or timed out, 1006
+            when the transport ended without a close handshake.
+        reason: the matching close reason.
+        error: why the connection failed, when it did: a
+            :class:`~wskit.errors.ProtocolError` (peer misbehaved, or the
+            keepalive timed out) or a :class:`~wskit.errors.HandshakeError`
+            (the opening handshake failed). None after a clean close.
+    """
+
+    code: int
+    reason: str = ""
+    error: ProtocolError | HandshakeError | None = field(default=None, compare=False)
+
+
+Event = Request | Accepted | Message | Ping | Pong | CloseReceived | Terminated
+"""Any event the core emits."""

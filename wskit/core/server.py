@@ -1,0 +1,165 @@
+"""The server side of the sans-I/O core: a hardened opening handshake, then frames.
+
+The request head is read under the limits of :class:`~wskit.core.http.HttpLimits`
+and checked against RFC 6455 before the application sees it; every refusal is
+answered like a careful HTTP server would (414, 431, 405, 505, 426, 400) and
+ends the connection with a :class:`~wskit.core.events.Terminated` event whose
+``error`` is an :class:`~wskit.errors.InvalidRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from wskit.errors import InvalidRequest, InvalidState, UsageError
+
+from .config import Config
+from .connection import Connection, _header_pairs
+from .deflate import DeflateParams, server_accept_offer
+from .events import Request
+from .handshake import UpgradeRequest, accept_token, check_upgrade_request
+from .http import HeadReader, HttpError, RequestHead, render_response
+from .state import State
+
+__all__ = ["ServerConnection"]
+
+_DEFLATE = "permessage-deflate"
+
+
+class ServerConnection(Connection):
+    """The server side of one WebSocket connection.
+
+    Feed it what the client sends; when a valid upgrade request has arrived,
+    :meth:`events` returns a :class:`~wskit.core.events.Request`, to be
+    answered with :meth:`accept` or :meth:`reject`.
+
+    Args:
+        config: limits, timers and compression; the defaults when omitted.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
+        self._reader = HeadReader(self.config.http)
+        self._upgrade: UpgradeRequest | None = None
+        self._request: Request | None = None
+        # Frames a client sent before our answer (it should not, but may).
+        self._early = bytearray()
+
+    @property
+    def request(self) -> Request | None:
+        """The upgrade request, once it has arrived."""
+        return self._request
+
+    def _receive_handshake(self, data: bytes) -> None:
+        if self._upgrade is not None:
+            self._keep_early(data)
+            return
+        try:
+            head = self._reader.feed(data)
+            if head is None:
+                return
+            assert isinstance(head, RequestHead)
+            upgrade = check_upgrade_request(head)
+        except HttpError as exc:
+            self._refuse(exc.status, exc.message, exc.headers)
+            return
+        self._upgrade = upgrade
+        self._request = Request(
+            upgrade.target, upgrade.headers, upgrade.subprotocols, upgrade.extensions
+        )
+        self._events.append(self._request)
+        self._keep_early(self._reader.trailing)
+
+    def _keep_early(self, data: bytes) -> None:
+        # Bounded like the head itself: a client cannot park megabytes here
+        # while the application decides.
+        if len(self._early) + len(data) > self.config.http.max_head:
+            self._refuse(400, "data sent before the handshake completed exceeds the head limit")
+            return
+        self._early += data
+
+    def _refuse(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self._out += render_response(status, tuple(headers), message.encode() + b"\n")
+        self._terminate(1006, message, InvalidRequest(status, message))
+
+    def _handshake_eof(self) -> None:
+        self._terminate(1006, "the client closed the connection during the handshake")
+
+    def _pending_upgrade(self, what: str) -> UpgradeRequest:
+        if self._state is not State.CONNECTING or self._upgrade is None:
+            raise InvalidState(
+                f"cannot {what}: no upgrade request is waiting (the connection is "
+                f"{self._state.value})"
+            )
+        return self._upgrade
+
+    def accept(
+        self, subprotocol: str | None = None, extra_headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Accept the upgrade request: queue the 101 response; the connection is OPEN.
+
+        permessage-deflate is negotiated here from the client's offers and the
+        compression options: the first acceptable offer wins; hostile or
+        malformed offers are declined, never an error.
+
+        Args:
+            subprotocol: one of :attr:`Request.subprotocols`, or None.
+            extra_headers: more response headers, e.g. ``Set-Cookie``.
+        """
+        upgrade = self._pending_upgrade("accept")
+        if subprotocol is not None and subprotocol not in upgrade.subprotocols:
+            raise UsageError(
+                f"subprotocol {subprotocol!r} was not offered by the client "
+                f"(offered: {', '.join(upgrade.subprotocols) or 'none'})"
+            )
+        headers = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_token(upgrade.key)),
+        ]
+        if subprotocol is not None:
+            headers.append(("Sec-WebSocket-Protocol", subprotocol))
+        deflate = self._negotiate_deflate(upgrade, headers)
+        headers.extend(_header_pairs(extra_headers))
+        self._out += render_response(101, tuple(headers))
+        self.subprotocol = subprotocol
+        early = bytes(self._early)
+        self._early.clear()
+        self._open(deflate, early)
+
+    def _negotiate_deflate(
+        self, upgrade: UpgradeRequest, headers: list[tuple[str, str]]
+    ) -> DeflateParams | None:
+        options = self.config.compression
+        if options is None:
+            return None
+        for offer in upgrade.extensions:
+            if offer.partition(";")[0].strip() != _DEFLATE:
+                continue
+            agreed = server_accept_offer(offer, options)
+            if agreed is not None:
+                params, answer = agreed
+                headers.append(
+                    ("Sec-WebSocket-Extensions", f"{_DEFLATE}; {answer}" if answer else _DEFLATE)
+                )
+                return params
+        return None
+
+    def reject(
+        self,
+        status: int = 403,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> None:
+        """Refuse the upgrade request with an HTTP response; the connection ends.
+
+        Args:
+            status: an HTTP status from 300 to 599.
+            headers: response headers (Content-Length is added).
+            body: the response body.
+        """
+        self._pending_upgrade("reject")
+        if not 300 <= status <= 599:
+            raise UsageError(f"reject() takes an HTTP status from 300 to 599, got {status}")
+        self._out += render_response(status, _header_pairs(headers), bytes(body))
+        self._terminate(1006, f"handshake rejected with HTTP {status}")
