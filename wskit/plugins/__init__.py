@@ -1,1 +1,4 @@
-"""Placeholder."""
+"""Policy plugins (auth, Origin checks, rate limits, broadcast, resume).
+
+Empty until the plugin hook API lands with the server.
+"""
