@@ -89,7 +89,7 @@ class ClientConnection(Connection):
             headers.append(("Sec-WebSocket-Extensions", ", ".join(self._offers)))
         headers.extend(_header_pairs(extra_headers))
         lines = [f"GET {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers)]
-        self._out += ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
         self._reader = HeadReader(self.config.http, response=True)
         self._rejection: ResponseHead | None = None
         self._body = bytearray()

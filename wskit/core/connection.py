@@ -57,7 +57,9 @@ class Connection:
         self.config = config if config is not None else Config()
         self._state = State.CONNECTING
         self._events: list[Event] = []
-        self._out = bytearray()
+        # Output as the chunks the frame layer produced: joined once, when asked for.
+        self._out: list[bytes] = []
+        self._out_size = 0
         self._engine: FrameEngine | None = None
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         self._pending_pings: dict[bytes, float | None] = {}
@@ -83,7 +85,12 @@ class Connection:
     @property
     def buffered_amount(self) -> int:
         """Bytes waiting in :meth:`data_to_send`."""
-        return len(self._out)
+        return self._out_size
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self._out.append(data)
+            self._out_size += len(data)
 
     def _set_state(self, new: State) -> None:
         self._state = check_transition(self._state, new)
@@ -195,7 +202,7 @@ class Connection:
             # Echo the peer's code (RFC 6455 §5.5.1); no code when it sent none.
             code = None if event.code == 1005 else event.code
             assert self._engine is not None
-            self._out += self._engine.send_close(code, "")
+            self._write(self._engine.send_close(code, ""))
         self._terminate(event.code, event.reason)
 
     def _fail(self, failure: Failure) -> None:
@@ -248,7 +255,7 @@ class Connection:
         if compress is None:
             options = self.config.compression
             compress = options is not None and len(data) >= options.threshold
-        self._out += engine.send_data(data, fin=fin, compress=compress)
+        self._write(engine.send_data(data, fin=fin, compress=compress))
 
     def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
         """Send a ping; its pong arrives as a :class:`Pong` event with the round trip time.
@@ -267,7 +274,7 @@ class Connection:
         if now is not None:
             self._now = now
         self._pending_pings[payload] = self._now
-        self._out += engine.send_ping(payload)
+        self._write(engine.send_ping(payload))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; idempotent once closing or closed.
@@ -292,12 +299,12 @@ class Connection:
         assert self._engine is not None
         self._flush_pong()
         reason_bytes = reason.encode()[: _MAX_CONTROL_PAYLOAD - 2]
-        self._out += self._engine.send_close(code, reason_bytes.decode(errors="ignore"))
+        self._write(self._engine.send_close(code, reason_bytes.decode(errors="ignore")))
         self._close_sent = (code, reason)
 
     def _flush_pong(self) -> None:
         if self._pong_owed is not None and self._engine is not None:
-            self._out += self._engine.send_pong(self._pong_owed)
+            self._write(self._engine.send_pong(self._pong_owed))
         self._pong_owed = None
 
     # ----------------------------------------------------------------- output
@@ -315,8 +322,12 @@ class Connection:
         """
         if self._pong_owed is not None and self._state is State.OPEN:
             self._flush_pong()
-        data = bytes(self._out)
-        self._out.clear()
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
+        self._out_size = 0
         return data
 
     # ------------------------------------------------------------------ time
@@ -358,7 +369,7 @@ class Connection:
         self._pending_pings[payload] = now
         self._keepalive_payload = payload
         self._heartbeat.ping_sent(now)
-        self._out += engine.send_ping(payload)
+        self._write(engine.send_ping(payload))
 
 
 def _header_pairs(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

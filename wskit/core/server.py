@@ -79,7 +79,7 @@ class ServerConnection(Connection):
         self._early += data
 
     def _refuse(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
-        self._out += render_response(status, tuple(headers), message.encode() + b"\n")
+        self._write(render_response(status, tuple(headers), message.encode() + b"\n"))
         self._terminate(1006, message, InvalidRequest(status, message))
 
     def _handshake_eof(self) -> None:
@@ -121,7 +121,7 @@ class ServerConnection(Connection):
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
         deflate = self._negotiate_deflate(upgrade, headers)
         headers.extend(_header_pairs(extra_headers))
-        self._out += render_response(101, tuple(headers))
+        self._write(render_response(101, tuple(headers)))
         self.subprotocol = subprotocol
         early = bytes(self._early)
         self._early.clear()
@@ -161,5 +161,5 @@ class ServerConnection(Connection):
         self._pending_upgrade("reject")
         if not 300 <= status <= 599:
             raise UsageError(f"reject() takes an HTTP status from 300 to 599, got {status}")
-        self._out += render_response(status, _header_pairs(headers), bytes(body))
+        self._write(render_response(status, _header_pairs(headers), bytes(body)))
         self._terminate(1006, f"handshake rejected with HTTP {status}")
