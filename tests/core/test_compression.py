@@ -122,3 +122,11 @@ def test_rsv1_on_a_continuation_frame_is_a_protocol_error(client):
     receiver.receive_data(frame(CONTINUATION, deflate(b"cd"), rsv=4, mask=not client))
     [end] = receiver.events()
     assert end.code == 1002
+
+
+def test_the_threshold_counts_utf8_bytes_not_characters():
+    pair = Pair.open()
+    pair.client.send_text("é" * 100)  # 100 characters, 200 bytes: over the 128-byte threshold
+    assert first_frame_rsv1(pair.client.data_to_send())
+    pair.client.send_text("é" * 60)  # 120 bytes: under it
+    assert not first_frame_rsv1(pair.client.data_to_send())

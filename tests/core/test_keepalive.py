@@ -103,3 +103,25 @@ def test_a_completed_close_handshake_leaves_no_deadline():
     assert pair.server.state is State.CLOSED
     assert pair.client.next_deadline() is None
     assert pair.server.next_deadline() is None
+
+
+def test_without_an_arrival_time_a_pong_carries_no_rtt():
+    pair = Pair.open(Config(ping_interval=1, ping_timeout=5))
+    pair.server.tick(0.0)
+    pair.server.tick(1.0)
+    pair.client.receive_data(pair.server.data_to_send())
+    pair.client.events()
+    pair.server.receive_data(pair.client.data_to_send())  # no now=
+    [pong] = pair.server.events()
+    assert pong.rtt is None
+    assert pair.server.latency == 0.0
+    assert pair.server.state is State.OPEN  # the pong still answered the keepalive
+
+
+def test_a_silent_peer_does_not_grow_the_ping_table_without_a_timeout():
+    pair = Pair.open(Config(ping_interval=1, ping_timeout=None))
+    pair.server.tick(0.0)
+    for now in range(1, 1000):
+        pair.server.tick(float(now))
+        pair.server.data_to_send()
+    assert len(pair.server._pending_pings) <= 1

@@ -30,7 +30,7 @@ def test_sending_after_close_is_an_invalid_state_and_close_is_idempotent():
     pair.client.close()
 
 
-@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 2000, 5000])
+@pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1014, 1015, 2000, 5000])
 def test_close_codes_that_may_not_be_sent_are_refused(code):
     pair = Pair.open()
     with pytest.raises(UsageError, match="may not be sent"):
@@ -73,3 +73,28 @@ def test_a_fragmented_message_cannot_switch_type():
 def test_invalid_settings_are_refused_with_the_field_named(kwargs):
     with pytest.raises(UsageError, match=next(iter(kwargs))):
         Config(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("X-A", "a\r\nX-B: b"), ("X-A", "café"), ("X: y", "z"), ("", "v"), ("Content-Length", "3")],
+)
+def test_bad_extra_headers_are_usage_errors_on_both_sides(header):
+    with pytest.raises(UsageError):
+        ClientConnection("example.com", extra_headers=[header])
+    server = ServerConnection()
+    server.receive_data(ClientConnection("example.com").data_to_send())
+    with pytest.raises(UsageError):
+        server.accept(extra_headers=[header])
+    with pytest.raises(UsageError):
+        server.reject(403, [header])
+
+
+def test_a_client_key_must_be_16_bytes():
+    with pytest.raises(UsageError, match="16 random bytes"):
+        ClientConnection("example.com", key=b"x" * 15)
+
+
+def test_settings_in_config_work_for_both_sides():
+    config = Config(max_message=10)
+    assert ServerConnection(config).config is config

@@ -71,6 +71,8 @@ class ClientConnection(Connection):
         for protocol in subprotocols:
             if not is_token(protocol):
                 raise UsageError(f"subprotocol {protocol!r} is not an HTTP token")
+        if key is not None and len(key) != 16:
+            raise UsageError(f"key must be 16 random bytes, got {len(key)}")
         self._key = new_key(key if key is not None else os.urandom(16))
         self._subprotocols = tuple(subprotocols)
         self._offers: tuple[str, ...] = ()

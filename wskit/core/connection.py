@@ -24,12 +24,15 @@ from .config import Config
 from .deflate import DeflateParams
 from .events import CloseReceived, Event, Message, Ping, Pong, Terminated
 from .heartbeat import Due, Heartbeat
+from .http import is_token
 from .state import State, check_transition
 
 __all__ = ["Connection"]
 
-# Close codes an endpoint may put in a close frame (RFC 6455 §7.4, IANA registry).
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(
+# Close codes an endpoint may put in a close frame (RFC 6455 §7.4, IANA registry),
+# less 1014: wsproto 1.3 fails the connection with 1002 when it receives 1014, so
+# sending it would make two wskit peers end in a protocol error.
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014)}) | frozenset(
     range(3000, 5000)
 )
 _MAX_CONTROL_PAYLOAD = 125
@@ -38,7 +41,7 @@ _MAX_CONTROL_PAYLOAD = 125
 def _check_close_code(code: int, reason: str) -> None:
     if code not in _SENDABLE_CODES:
         raise UsageError(
-            f"close code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"
+            f"close code {code} may not be sent: use 1000-1003, 1007-1013 or 3000-4999"
         )
     if len(reason.encode()) > _MAX_CONTROL_PAYLOAD - 2:
         raise UsageError("a close reason must be at most 123 bytes once encoded in UTF-8")
@@ -126,17 +129,15 @@ class Connection:
         Args:
             data: any number of bytes, as they came off the transport.
             now: the current time on the caller's clock, if at hand; it times
-                the arrival of pongs, so that :attr:`latency` is exact. Without
-                it, the time of the last :meth:`tick` is used.
+                the arrival of pongs. Without it, pongs carry no round-trip
+                time and :attr:`latency` is not updated.
         """
-        if now is not None:
-            self._now = now
         if self._state is State.CLOSED or not data:
             return
         if self._state is State.CONNECTING:
             self._receive_handshake(bytes(data))
         else:
-            self._receive_frames(bytes(data))
+            self._receive_frames(bytes(data), now)
 
     def receive_eof(self) -> None:
         """The transport's read side ended. Idempotent."""
@@ -153,7 +154,7 @@ class Connection:
     def _handshake_eof(self) -> None:
         raise NotImplementedError  # each side implements its handshake
 
-    def _receive_frames(self, data: bytes) -> None:
+    def _receive_frames(self, data: bytes, now: float | None = None) -> None:
         engine = self._engine
         assert engine is not None
         for event in engine.receive(data):
@@ -166,7 +167,7 @@ class Connection:
                     self._pong_owed = event.payload
                 self._events.append(event)
             elif isinstance(event, Pong):
-                self._events.append(self._pong_received(event.payload))
+                self._events.append(self._pong_received(event.payload, now))
             elif isinstance(event, CloseReceived):
                 self._close_received(event)
                 return
@@ -174,7 +175,7 @@ class Connection:
                 self._fail(event)
                 return
 
-    def _pong_received(self, payload: bytes) -> Pong:
+    def _pong_received(self, payload: bytes, now: float | None) -> Pong:
         if payload not in self._pending_pings:
             return Pong(payload)  # unsolicited: a heartbeat from the peer
         # A pong acknowledges its ping and every ping sent before it.
@@ -190,8 +191,8 @@ class Connection:
             self._keepalive_payload = None
             self._heartbeat.pong_received()
         rtt = None
-        if sent_at is not None and self._now is not None:
-            rtt = max(0.0, self._now - sent_at)
+        if sent_at is not None and now is not None:
+            rtt = max(0.0, now - sent_at)
             self.latency = rtt
         return Pong(payload, rtt)
 
@@ -254,7 +255,9 @@ class Connection:
             raise UsageError(f"a fragmented {kind} message is under way: finish it with fin=True")
         if compress is None:
             options = self.config.compression
-            compress = options is not None and len(data) >= options.threshold
+            compress = (
+                options is not None and _encoded_size(data, options.threshold) >= options.threshold
+            )
         self._write(engine.send_data(data, fin=fin, compress=compress))
 
     def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
@@ -363,6 +366,10 @@ class Connection:
 
     def _send_keepalive(self, now: float) -> None:
         engine = self._require_open("send a ping")
+        if self._keepalive_payload is not None:
+            # Unanswered (possible only with ping_timeout=None): forget it, so a
+            # silent peer cannot grow this table one entry per interval.
+            self._pending_pings.pop(self._keepalive_payload, None)
         payload = os.urandom(4)
         while payload in self._pending_pings:
             payload = os.urandom(4)
@@ -372,9 +379,23 @@ class Connection:
         self._write(engine.send_ping(payload))
 
 
+def _encoded_size(data: str | bytes, threshold: int) -> int:
+    """The size of ``data`` in bytes, computed exactly only where it decides the threshold."""
+    if isinstance(data, bytes) or len(data) >= threshold or data.isascii():
+        return len(data)  # a str's UTF-8 size is at least its length
+    return len(data.encode())
+
+
 def _header_pairs(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     pairs = tuple((str(name), str(value)) for name, value in headers)
     for name, value in pairs:
-        if any(ch in name + value for ch in "\r\n\0"):
-            raise UsageError(f"header {name!r} contains a line break or NUL")
+        if not is_token(name):
+            raise UsageError(f"header name {name!r} is not an HTTP token")
+        if not all(" " <= ch <= "~" or ch == "\t" for ch in value):
+            raise UsageError(
+                f"the value of header {name!r} must be visible ASCII, spaces or tabs "
+                "(no line breaks, control or non-ASCII characters)"
+            )
+        if name.lower() == "content-length":
+            raise UsageError("Content-Length is computed by wskit: leave it out of the headers")
     return pairs

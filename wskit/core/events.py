@@ -19,7 +19,7 @@ event               server  client  meaning
 Request             yes             a valid upgrade request: call accept() or reject()
 Accepted                    yes     the server accepted; the connection is OPEN
 Message             yes     yes     a complete data message (str for text, bytes)
-Ping                yes     yes     the peer pinged; the core has already queued a pong
+Ping                yes     yes     the peer pinged; data_to_send() carries the pong
 Pong                yes     yes     the peer answered a ping (rtt when it was ours)
 CloseReceived       yes     yes     the peer's close frame; the core echoes it
 Terminated          yes     yes     the connection is over: close the transport
@@ -118,7 +118,12 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """The peer sent a ping; the core has already queued the pong (pongs are coalesced)."""
+    """The peer sent a ping.
+
+    The core answers it: the next :meth:`~wskit.core.Connection.data_to_send`
+    carries the pong. Pings that arrive before that share one pong, for the
+    latest of them (RFC 6455 §5.5.3), so a ping flood cannot grow the output.
+    """
 
     payload: bytes = b""
 
@@ -160,10 +165,13 @@ class Terminated:
             (1002, 1007, 1009, 1011) when it misbehaved or timed out, 1006
             when the transport ended without a close handshake.
         reason: the matching close reason.
-        error: why the connection failed, when it did: a
-            :class:`~wskit.errors.ProtocolError` (peer misbehaved, or the
+        error: why the connection failed, where wskit can name it: a
+            :class:`~wskit.errors.ProtocolError` (the peer misbehaved, or the
             keepalive timed out) or a :class:`~wskit.errors.HandshakeError`
-            (the opening handshake failed). None after a clean close.
+            (the server refused a bad request; the client could not connect,
+            including an end of stream during its handshake). None after a
+            clean close, after ``reject()``, and when the transport simply
+            ended or the close timeout passed (code 1006).
     """
 
     code: int

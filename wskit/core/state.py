@@ -2,7 +2,7 @@
 
 Theory of operation (RFC 6455 §4, §7)::
 
-    CONNECTING ──accept / 101 received──▶ OPEN ──close() or fail──▶ CLOSING
+    CONNECTING ──accept / 101 received──▶ OPEN ───────close()───────▶ CLOSING
         │                                  │                          │
         │ reject, bad handshake, EOF       │ peer's close (echoed),   │ peer's close, EOF,
         ▼                                  ▼ EOF, fail               ▼ close_timeout
