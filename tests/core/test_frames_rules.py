@@ -311,3 +311,15 @@ def test_eof_without_close_frame_is_1006(client):
     conn = receiver(client)
     conn.receive_eof()
     assert conn.events() == [Terminated(1006)]
+
+
+@SIDES
+def test_a_ping_then_a_close_in_one_read_echoes_the_close_only(client):
+    conn = receiver(client)
+    events = feed(
+        conn,
+        peer_frame(client, PING, b"p") + peer_frame(client, CLOSE, close_payload(1000)),
+        client=client,
+    )
+    assert events == [Ping(b"p"), CloseReceived(1000, ""), Terminated(1000, "")]
+    assert close_code_sent(conn) == 1000

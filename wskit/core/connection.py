@@ -199,7 +199,9 @@ class Connection:
     def _close_received(self, event: CloseReceived) -> None:
         self._events.append(event)
         if self._state is State.OPEN:
-            self._flush_pong()
+            # A pong still owed is dropped: after the peer's close frame the
+            # only frame left to send is our own close (RFC 6455 §5.5.1).
+            self._pong_owed = None
             # Echo the peer's code (RFC 6455 §5.5.1); no code when it sent none.
             code = None if event.code == 1005 else event.code
             assert self._engine is not None
