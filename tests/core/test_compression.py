@@ -130,3 +130,15 @@ def test_the_threshold_counts_utf8_bytes_not_characters():
     assert first_frame_rsv1(pair.client.data_to_send())
     pair.client.send_text("é" * 60)  # 120 bytes: under it
     assert not first_frame_rsv1(pair.client.data_to_send())
+
+
+def test_an_incompressible_message_at_the_limit_passes_when_sent_compressed():
+    import os
+
+    pair = Pair.open(Config(max_message=4096))
+    payload = os.urandom(4096)
+    pair.client.send_bytes(payload, compress=True)
+    data = pair.client.data_to_send()
+    assert first_frame_rsv1(data)
+    pair.server.receive_data(data)
+    assert pair.server.events() == [Message(payload)]

@@ -268,7 +268,9 @@ def test_invalid_close_codes_fail_with_1002(client, code):
 
 
 @SIDES
-@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999])
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999]
+)
 def test_valid_close_codes_are_echoed(client, code):
     conn = receiver(client)
     events = feed(conn, peer_frame(client, CLOSE, close_payload(code, b"why")), client=client)

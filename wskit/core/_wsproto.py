@@ -46,6 +46,8 @@ from .events import CloseReceived, Message, Ping, Pong
 
 __all__ = ["Failure", "FrameEngine"]
 
+_CODE_1014 = (1014).to_bytes(2, "big")
+_CODE_1011 = (1011).to_bytes(2, "big")
 _NO_RSV = RsvBits(False, False, False)
 _RSV1 = RsvBits(True, False, False)
 
@@ -100,6 +102,8 @@ class _Guard(Extension):
             )
         # Per inbound frame and per inbound message (control frames interleave).
         self._frame_is_control = False
+        self._frame_is_close = False
+        self.received_1014 = False
         self._message_size = 0
         self._message_frames = 0
         self._message_compressed = False
@@ -129,6 +133,7 @@ class _Guard(Extension):
         payload_length: int,
     ) -> CloseReason | RsvBits:
         self._frame_is_control = opcode.iscontrol()
+        self._frame_is_close = opcode is Opcode.CLOSE
         if self._frame_is_control:
             # wsproto rejects RSV bits we do not claim: claim none on control frames.
             return _NO_RSV
@@ -145,6 +150,12 @@ class _Guard(Extension):
             self._message_frames = 1
             self._message_compressed = rsv.rsv1 and self._inflater is not None
         budget = self._budget()
+        if budget is not None and self._message_compressed:
+            # Compressed bytes may outnumber the inflated ones a little (tiny or
+            # incompressible messages): allow zlib's worst-case expansion
+            # (deflateBound) plus a flush marker, and let the inflater enforce
+            # the exact limit on the output.
+            budget += (budget >> 12) + (budget >> 14) + 64
         if budget is not None and payload_length > budget:
             return self._fail(
                 PayloadTooBig(f"message larger than the limit of {self.max_message} bytes")
@@ -155,6 +166,11 @@ class _Guard(Extension):
         self, _proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
         if self._frame_is_control:
+            if self._frame_is_close and data[:2] == _CODE_1014:
+                # wsproto 1.3 rejects 1014 (Bad Gateway, IANA-registered) as an
+                # unknown code; let it parse a known one and restore 1014 after.
+                self.received_1014 = True
+                return _CODE_1011 + data[2:]
             return data
         if self._message_compressed:
             assert self._inflater is not None
@@ -310,7 +326,8 @@ class FrameEngine:
         # wsproto reports both a peer's close frame and its own parse failures
         # as CloseConnection; only a real close frame moves its state.
         if self._wsproto.state in (_WsprotoState.REMOTE_CLOSING, _WsprotoState.CLOSED):
-            return CloseReceived(int(event.code), event.reason or "")
+            code = 1014 if self._guard.received_1014 else int(event.code)
+            return CloseReceived(code, event.reason or "")
         error = self._guard.failure
         if error is None:
             reason = event.reason or "protocol error"

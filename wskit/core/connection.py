@@ -29,10 +29,8 @@ from .state import State, check_transition
 
 __all__ = ["Connection"]
 
-# Close codes an endpoint may put in a close frame (RFC 6455 §7.4, IANA registry),
-# less 1014: wsproto 1.3 fails the connection with 1002 when it receives 1014, so
-# sending it would make two wskit peers end in a protocol error.
-_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014)}) | frozenset(
+# Close codes an endpoint may put in a close frame (RFC 6455 §7.4, IANA registry).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(
     range(3000, 5000)
 )
 _MAX_CONTROL_PAYLOAD = 125
@@ -41,7 +39,7 @@ _MAX_CONTROL_PAYLOAD = 125
 def _check_close_code(code: int, reason: str) -> None:
     if code not in _SENDABLE_CODES:
         raise UsageError(
-            f"close code {code} may not be sent: use 1000-1003, 1007-1013 or 3000-4999"
+            f"close code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"
         )
     if len(reason.encode()) > _MAX_CONTROL_PAYLOAD - 2:
         raise UsageError("a close reason must be at most 123 bytes once encoded in UTF-8")
