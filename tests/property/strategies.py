@@ -39,10 +39,9 @@ CORE_CODES = frozenset({1002, 1005, 1006, 1007, 1009, 1011})
 #: Every code a Terminated event may carry.
 TERMINATED_CODES = PEER_CODES | CORE_CODES
 
-#: Codes this test suite passes to ``close()``: not 1014, which wskit refuses to
-#: send because wsproto (the peer's parser too) fails a connection that receives it.
+#: Codes this test suite passes to ``close()``.
 close_codes = st.one_of(
-    st.sampled_from(sorted(PEER_CODES - {1014} - set(range(3000, 5000)))),
+    st.sampled_from(sorted(PEER_CODES - set(range(3000, 5000)))),
     st.integers(3000, 4999),
 )
 close_reasons = st.text(max_size=40).filter(lambda r: len(r.encode()) <= 123)
