@@ -1,0 +1,96 @@
+"""MPTCP_INFO decoding and TransportInfo on streams without sockets."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+import anyio
+import pytest
+
+from wskit.backends import MptcpInfo, TransportInfo, describe, mptcp_status
+
+LAYOUT = "=6B2xII3Q3BxI4QB3x3I"  # struct mptcp_info on Linux 6.18, 96 bytes
+
+
+def _info_bytes(*, subflows=0, flags=0, subflows_total=1, size=96):
+    fields = [subflows, 0, 0, 2, 0, 0, flags, 1234, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0]
+    data = struct.pack(LAYOUT, *fields, subflows_total, 0, 0, 0)
+    return data[:size]
+
+
+class FakeMptcpSocket:
+    """Answers getsockopt like a kernel would for an MPTCP socket."""
+
+    def __init__(self, info=b"", *, is_mptcp=1, info_error=None, protocol=262):
+        self.info, self.is_mptcp, self.info_error, self.protocol = (
+            info,
+            is_mptcp,
+            info_error,
+            protocol,
+        )
+
+    def getsockopt(self, level, option, buflen=None):
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_PROTOCOL):
+            return self.protocol
+        if (level, option) == (socket.IPPROTO_TCP, 43):
+            return self.is_mptcp
+        assert (level, option) == (284, 1)
+        if self.info_error is not None:
+            raise OSError(self.info_error, "refused")
+        return self.info[:buflen]
+
+
+def test_layout_is_96_bytes():
+    assert struct.calcsize(LAYOUT) == 96
+
+
+@pytest.mark.parametrize(
+    ("sock", "expected"),
+    [
+        (FakeMptcpSocket(_info_bytes()), (True, MptcpInfo(1, False))),
+        # Two paths: mptcpi_subflows counts the additional one.
+        (FakeMptcpSocket(_info_bytes(subflows=1, subflows_total=2)), (True, MptcpInfo(2, False))),
+        # Before subflows_total existed (kernels < 6.6): subflows + 1.
+        (FakeMptcpSocket(_info_bytes(subflows=1, size=80)), (True, MptcpInfo(2, False))),
+        (FakeMptcpSocket(_info_bytes(subflows=2, subflows_total=0)), (True, MptcpInfo(3, False))),
+        # MPTCP_INFO_FLAG_FALLBACK
+        (FakeMptcpSocket(_info_bytes(flags=1)), (False, MptcpInfo(1, True))),
+        (FakeMptcpSocket(is_mptcp=0, info_error=errno.EOPNOTSUPP), (False, MptcpInfo(1, True))),
+        (FakeMptcpSocket(_info_bytes(size=4)), (False, MptcpInfo(1, True))),
+        (FakeMptcpSocket(protocol=6), (False, None)),
+    ],
+)
+def test_mptcp_status_decodes_the_kernel_answer(sock, expected):
+    assert mptcp_status(sock) == expected
+
+
+def test_mptcp_status_never_raises_on_a_closed_socket():
+    sock = socket.socket()
+    sock.close()
+    assert mptcp_status(sock) == (False, None)
+
+
+class _MemoryByteStream(anyio.abc.ByteStream):
+    """A byte stream with no socket under it, as tests and in-process pipes use."""
+
+    async def receive(self, max_bytes=65536):
+        raise anyio.EndOfStream
+
+    async def send(self, item):
+        pass
+
+    async def send_eof(self):
+        pass
+
+    async def aclose(self):
+        pass
+
+
+@pytest.mark.anyio
+async def test_stream_without_a_socket_is_described_with_nones():
+    with anyio.fail_after(5):
+        info = await describe(_MemoryByteStream())
+    assert info == TransportInfo(peer=None, local=None, tls=False, mptcp=False, unix=False)
+    assert info.mptcp_info() is None
