@@ -1,19 +1,27 @@
 """The ``wskit`` command.
 
-``wskit selfcheck`` drives a client core and a server core against each other
-in memory (no sockets) and prints what crossed the wire: a quick way to see
-the sans-I/O core work on a new machine. ``wskit echo`` arrives with the
-network backends.
+``wskit echo`` runs an echo server (the conformance suites test against it)
+and logs connections; Ctrl-C or SIGTERM shuts it down cleanly, closing every
+connection with 1001. ``wskit selfcheck`` drives a client core and a server
+core against each other in memory (no sockets) and prints what crossed the
+wire.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
+
+import anyio
 
 from . import __version__
 from .core import ClientConnection, Config, Connection, Message, Request, ServerConnection
+from .server import serve
+from .websocket import WebSocket
 
 __all__ = ["main"]
 
@@ -56,6 +64,48 @@ def selfcheck(messages: int = 3, size: int = 4096) -> int:
     return 0
 
 
+async def echo_handler(ws: WebSocket) -> None:
+    """Send every message back as it came; log the connection's life."""
+    transport = ws.transport
+    log = logging.getLogger("wskit.echo")
+    log.info(
+        "open   %s path=%s compression=%s mptcp=%s tls=%s",
+        transport.peer,
+        ws.request.target if ws.request else "?",
+        ws.compression,
+        transport.mptcp,
+        transport.tls,
+    )
+    try:
+        async for message in ws:
+            await ws.send(message)
+    finally:
+        log.info("closed %s code=%s reason=%r", transport.peer, ws.close_code, ws.close_reason)
+
+
+async def run_echo(args: argparse.Namespace) -> None:
+    """Serve the echo handler until SIGINT or SIGTERM, then shut down gracefully."""
+    server = serve(
+        echo_handler,
+        args.host,
+        args.port,
+        mptcp=args.mptcp,
+        max_message=args.max_message,
+        max_fragments=args.max_fragments,
+        compression=None if args.no_compression else "deflate",
+    )
+    async with server:
+        log = logging.getLogger("wskit.echo")
+        log.info("echo server listening on %s port %d", args.host, server.port)
+        print(f"listening on ws://{args.host}:{server.port}/", flush=True)
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("%s: closing every connection with 1001", signal.Signals(signum).name)
+                server.close()
+                break
+        await server.wait_closed()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wskit`` console script."""
     parser = argparse.ArgumentParser(
@@ -68,7 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("--messages", type=int, default=3)
     check.add_argument("--size", type=int, default=4096)
+    echo = commands.add_parser("echo", help="run an echo server")
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=8765)
+    echo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    echo.add_argument("--mptcp", action="store_true", help="listen with MPTCP (TCP fallback)")
+    echo.add_argument("--max-message", type=int, default=1024 * 1024)
+    echo.add_argument("--max-fragments", type=int, default=4096)
+    echo.add_argument("--no-compression", action="store_true")
+    echo.add_argument("--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)
     if args.command == "selfcheck":
         return selfcheck(args.messages, args.size)
+    if args.command == "echo":
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+        anyio.run(partial(run_echo, args), backend=args.backend)
+        return 0
     return 2  # pragma: no cover  (argparse rejects unknown commands)

@@ -13,7 +13,9 @@ users. The tree::
     │   ├── InvalidRequest          server side: the request was refused with an HTTP status
     │   ├── InvalidResponse         client side: the server's response broke the protocol
     │   │   └── NegotiationError    ... it chose an extension or subprotocol we did not offer
-    │   └── HandshakeRejected       client side: the server answered with a non-101 status
+    │   ├── HandshakeRejected       client side: the server answered with a non-101 status
+    │   ├── ConnectionFailed        client side: no transport (refused, unreachable, DNS, TLS)
+    │   └── HandshakeTimeout        the handshake did not finish within open_timeout
     ├── ProtocolError               the peer broke RFC 6455 after the handshake (close 1002/1007)
     │   └── PayloadTooBig           the peer exceeded a size limit (close 1009)
     ├── PluginError                 a plugin raised; the connection was rejected or closed
@@ -33,8 +35,10 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "ConnectionFailed",
     "HandshakeError",
     "HandshakeRejected",
+    "HandshakeTimeout",
     "InvalidRequest",
     "InvalidResponse",
     "InvalidState",
@@ -135,6 +139,20 @@ class HandshakeRejected(HandshakeError):
         self.headers = headers
         self.body = body
         super().__init__(f"server rejected the WebSocket handshake with HTTP {status_code}")
+
+
+@final
+class ConnectionFailed(HandshakeError):
+    """Client side: the transport could not be opened.
+
+    The connection was refused, the host is unreachable or unknown, or TLS
+    failed; the underlying ``OSError`` (or ``ssl.SSLError``) is ``__cause__``.
+    """
+
+
+@final
+class HandshakeTimeout(HandshakeError, TimeoutError):
+    """The opening handshake (transport, TLS and HTTP upgrade) took longer than open_timeout."""
 
 
 class ProtocolError(WskitError):

@@ -66,12 +66,18 @@ class Request:
         headers: every request header, in order.
         subprotocols: the subprotocols the client offered, in its order of preference.
         extensions: the extension offers, one element per offer, as sent.
+        method: the request method ("GET" for every upgrade request).
+        upgrade: False for a plain HTTP request (a health check, a page),
+            which the core reports only when asked to (``http_requests=True``)
+            and which can only be answered with ``respond()``.
     """
 
     target: str
     headers: Headers
     subprotocols: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
+    method: str = "GET"
+    upgrade: bool = True
 
     @property
     def path(self) -> str:

@@ -18,10 +18,24 @@ from .connection import Connection, _header_pairs
 from .deflate import DeflateParams, server_accept_offer
 from .events import Request
 from .handshake import UpgradeRequest, accept_token, check_upgrade_request
-from .http import HeadReader, HttpError, RequestHead, render_response
+from .http import HeadReader, HttpError, RequestHead, get_header, render_response
 from .state import State
 
 __all__ = ["ServerConnection"]
+
+
+def _is_plain_http(head: RequestHead) -> bool:
+    """A request that does not ask for a WebSocket and carries no body."""
+    upgrades = [
+        token.strip().lower()
+        for value in get_header(head.headers, "Upgrade")
+        for token in value.split(",")
+    ]
+    has_body = any(
+        value.strip() not in ("", "0") for value in get_header(head.headers, "Content-Length")
+    ) or bool(get_header(head.headers, "Transfer-Encoding"))
+    return "websocket" not in upgrades and not has_body and head.version == "HTTP/1.1"
+
 
 _DEFLATE = "permessage-deflate"
 
@@ -35,10 +49,16 @@ class ServerConnection(Connection):
 
     Args:
         config: limits, timers and compression; the defaults when omitted.
+        http_requests: also report plain HTTP requests (no ``Upgrade:
+            websocket``, no body) as a :class:`~wskit.core.events.Request`
+            with ``upgrade=False``, to be answered with :meth:`respond`
+            (health checks, a static page). Otherwise they get 426.
     """
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, http_requests: bool = False) -> None:
         super().__init__(config)
+        self._http_requests = http_requests
+        self._plain = False
         self._reader = HeadReader(self.config.http)
         self._upgrade: UpgradeRequest | None = None
         self._request: Request | None = None
@@ -59,6 +79,13 @@ class ServerConnection(Connection):
             if head is None:
                 return
             assert isinstance(head, RequestHead)
+            if self._http_requests and _is_plain_http(head):
+                self._plain = True
+                self._request = Request(
+                    head.target, head.headers, method=head.method, upgrade=False
+                )
+                self._events.append(self._request)
+                return
             upgrade = check_upgrade_request(head)
         except HttpError as exc:
             self._refuse(exc.status, exc.message, exc.headers)
@@ -86,6 +113,8 @@ class ServerConnection(Connection):
         self._terminate(1006, "the client closed the connection during the handshake")
 
     def _pending_upgrade(self, what: str) -> UpgradeRequest:
+        if self._plain:
+            raise InvalidState(f"cannot {what}: this is a plain HTTP request; use respond()")
         if self._state is not State.CONNECTING or self._upgrade is None:
             raise InvalidState(
                 f"cannot {what}: no upgrade request is waiting (the connection is "
@@ -158,8 +187,34 @@ class ServerConnection(Connection):
             headers: response headers (Content-Length is added).
             body: the response body.
         """
-        self._pending_upgrade("reject")
         if not 300 <= status <= 599:
             raise UsageError(f"reject() takes an HTTP status from 300 to 599, got {status}")
-        self._write(render_response(status, _header_pairs(headers), bytes(body)))
-        self._terminate(1006, f"handshake rejected with HTTP {status}")
+        if not self._plain:
+            self._pending_upgrade("reject")
+        self.respond(status, headers, body)
+
+    def respond(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> None:
+        """Answer the request with any HTTP response (200 for a health check); the connection ends.
+
+        Args:
+            status: an HTTP status from 200 to 599.
+            headers: response headers (Content-Length is added).
+            body: the response body.
+        """
+        if self._state is not State.CONNECTING or self._request is None:
+            raise InvalidState(
+                f"cannot respond: no request is waiting (the connection is {self._state.value})"
+            )
+        if not 200 <= status <= 599:
+            raise UsageError(f"respond() takes an HTTP status from 200 to 599, got {status}")
+        try:
+            response = render_response(status, _header_pairs(headers), bytes(body))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self._write(response)
+        self._terminate(1006, f"answered the handshake with HTTP {status}")

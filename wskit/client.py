@@ -1,0 +1,270 @@
+"""connect(): URL, socket (TCP, MPTCP, Unix or pre-made), TLS, the bounded handshake.
+
+``async with wskit.connect(url) as ws`` opens the connection, runs its I/O
+tasks for the duration of the block, and closes it (1000) on the way out.
+Every failure to connect is a :class:`~wskit.errors.HandshakeError`:
+:class:`~wskit.errors.InvalidURI`, :class:`~wskit.errors.ConnectionFailed`,
+:class:`~wskit.errors.HandshakeTimeout`, :class:`~wskit.errors.HandshakeRejected`
+(with the status, headers and body), :class:`~wskit.errors.InvalidResponse`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import socket
+import ssl as _ssl
+from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import final
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from .backends.errors import TRANSPORT_ERRORS
+from .backends.premade import stream_from_socket
+from .backends.sockets import open_tcp_stream
+from .backends.transport import describe
+from .backends.unix import open_unix_stream
+from .core import Accepted, ClientConnection, Event, Terminated
+from .errors import ConnectionFailed, HandshakeError, HandshakeTimeout, InvalidResponse
+from .options import Compression, Options
+from .uri import WebSocketURI, parse_uri
+from .websocket import READ_SIZE, WebSocket
+
+__all__ = ["Connect", "connect"]
+
+# OSError (so ssl.SSLError too) is among TRANSPORT_ERRORS.
+_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
+
+
+@final
+class Connect:
+    """An outgoing connection not opened yet: use ``async with connect(url) as ws``."""
+
+    def __init__(
+        self,
+        uri: WebSocketURI,
+        *,
+        options: Options,
+        subprotocols: Sequence[str],
+        extra_headers: Iterable[tuple[str, str]],
+        origin: str | None,
+        ssl: _ssl.SSLContext | None,
+        server_hostname: str | None,
+        sock: socket.socket | None,
+        unix_path: str | None,
+        mptcp: bool,
+        tcp_keepalive: tuple[float, float, int] | None,
+    ) -> None:
+        self._uri = uri
+        self._options = options
+        self._subprotocols = tuple(subprotocols)
+        headers = list(extra_headers)
+        if origin is not None:
+            headers.append(("Origin", origin))
+        if uri.user is not None:
+            token = base64.b64encode(f"{uri.user}:{uri.password or ''}".encode()).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        self._headers = tuple(headers)
+        if ssl is None and uri.secure:
+            ssl = _ssl.create_default_context()
+        self._ssl = ssl
+        self._server_hostname = server_hostname or uri.host
+        self._sock = sock
+        self._unix_path = unix_path
+        self._mptcp = mptcp
+        self._tcp_keepalive = tcp_keepalive
+        self._stack: AsyncExitStack | None = None
+        self._ws: WebSocket | None = None
+
+    async def __aenter__(self) -> WebSocket:
+        timeout = self._options.open_timeout
+        stack = AsyncExitStack()
+        try:
+            with anyio.fail_after(math.inf if timeout is None else timeout):
+                stream = await self._open_transport()
+                stack.push_async_callback(_aclose_quietly, stream)
+                conn, early = await self._handshake(stream)
+            ws = WebSocket(
+                conn,
+                stream,
+                transport=await describe(stream),
+                request=None,
+                early_events=early,
+                max_queue=self._options.max_queue,
+                write_limit=self._options.write_limit,
+                close_timeout=self._options.close_timeout,
+            )
+            tasks = await stack.enter_async_context(anyio.create_task_group())
+            tasks.start_soon(ws.run)
+        except TimeoutError:
+            await stack.aclose()
+            raise HandshakeTimeout(
+                f"the opening handshake with {self._uri.host_header} took more than "
+                f"open_timeout={timeout} s"
+            ) from None
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._ws = ws
+        return ws
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._ws is not None
+        assert self._stack is not None
+        with anyio.CancelScope(shield=True):
+            code = 1000 if exc is None else 1011
+            self._ws._start_closing(code, "" if exc is None else "client error")
+            await self._ws.wait_closed()
+        return await self._stack.__aexit__(exc_type, exc, traceback)
+
+    async def _open_transport(self) -> anyio.abc.ByteStream:
+        try:
+            stream: anyio.abc.ByteStream
+            if self._sock is not None:
+                stream = await stream_from_socket(self._sock)
+            elif self._unix_path is not None:
+                stream = await open_unix_stream(self._unix_path)
+            else:
+                stream, _ = await open_tcp_stream(
+                    self._uri.host,
+                    self._uri.port,
+                    mptcp=self._mptcp,
+                    tcp_keepalive=self._tcp_keepalive,
+                )
+            if self._ssl is not None:
+                stream = await TLSStream.wrap(
+                    stream,
+                    server_side=False,
+                    hostname=self._server_hostname,
+                    ssl_context=self._ssl,
+                    standard_compatible=False,
+                )
+        except _TRANSPORT_ENDED as exc:
+            raise ConnectionFailed(
+                f"could not connect to {self._uri.host_header}: {str(exc) or type(exc).__name__}"
+            ) from exc
+        return stream
+
+    async def _handshake(
+        self, stream: anyio.abc.ByteStream
+    ) -> tuple[ClientConnection, list[Event]]:
+        conn = ClientConnection(
+            self._uri.host_header,
+            self._uri.resource,
+            subprotocols=self._subprotocols,
+            extra_headers=self._headers,
+            config=self._options.core_config(),
+        )
+        try:
+            await stream.send(conn.data_to_send())
+            while True:
+                try:
+                    data = await stream.receive(READ_SIZE)
+                except anyio.EndOfStream:
+                    conn.receive_eof()
+                else:
+                    conn.receive_data(data)
+                events = conn.events()
+                for index, event in enumerate(events):
+                    if isinstance(event, Accepted):
+                        # Frames that came with the 101 become the WebSocket's first events.
+                        return conn, events[index + 1 :]
+                    if isinstance(event, Terminated):
+                        error = event.error
+                        if not isinstance(error, HandshakeError):
+                            error = InvalidResponse(event.reason or "the handshake failed")
+                        raise error
+        except TRANSPORT_ERRORS as exc:
+            raise ConnectionFailed(f"the connection broke during the handshake: {exc}") from exc
+
+
+async def _aclose_quietly(stream: anyio.abc.AsyncResource) -> None:
+    # The peer may be gone already: then there is nothing left to release.
+    with anyio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ENDED):
+        await stream.aclose()
+
+
+def connect(
+    uri: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Iterable[tuple[str, str]] = (),
+    origin: str | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    sock: socket.socket | None = None,
+    unix_path: str | None = None,
+    mptcp: bool = False,
+    tcp_keepalive: tuple[float, float, int] | None = None,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    open_timeout: float | None = 10.0,
+    close_timeout: float | None = 10.0,
+    max_message: int | None = 1024 * 1024,
+    max_fragments: int = 4096,
+    max_queue: int | None = 16,
+    write_limit: int = 32 * 1024,
+    compression: Compression = "deflate",
+) -> Connect:
+    """Open a WebSocket connection to a URL; enter the result with ``async with``.
+
+    Args:
+        uri: a ``ws://`` or ``wss://`` URL; ``user:password@`` sends HTTP Basic auth.
+        subprotocols: subprotocols to offer, in preference order.
+        extra_headers: more request headers (``Authorization``, cookies, ...).
+        origin: the Origin header to send, if any.
+        ssl: the TLS context for ``wss://`` (the system's default when None),
+            or to force TLS on a ``ws://`` URL.
+        server_hostname: the name to check the certificate against (the URL's host).
+        sock: a connected socket to use instead of opening one.
+        unix_path: a Unix socket to connect to (the URL still gives Host and path).
+        mptcp: use MPTCP (falls back to TCP where the kernel or the server lacks it).
+        tcp_keepalive: ``(idle, interval, count)`` TCP keepalive.
+        ping_interval: see :class:`~wskit.options.Options` for this and the rest.
+        ping_timeout: seconds for a pong before closing with 1011.
+        open_timeout: seconds for connecting, TLS and the upgrade together.
+        close_timeout: seconds for the closing handshake.
+        max_message: largest incoming message (bytes, after inflation).
+        max_fragments: most frames per incoming message.
+        max_queue: messages buffered for recv() before reading pauses.
+        write_limit: buffered bytes above which send() waits.
+        compression: "deflate", a DeflateOptions, or None.
+
+    Raises:
+        InvalidURI: the URL is not a WebSocket URL (raised at once).
+    """
+    options = Options(
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        max_message=max_message,
+        max_fragments=max_fragments,
+        max_queue=max_queue,
+        write_limit=write_limit,
+        compression=compression,
+    )
+    return Connect(
+        parse_uri(uri),
+        options=options,
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        origin=origin,
+        ssl=ssl,
+        server_hostname=server_hostname,
+        sock=sock,
+        unix_path=unix_path,
+        mptcp=mptcp,
+        tcp_keepalive=tcp_keepalive,
+    )

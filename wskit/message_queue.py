@@ -1,0 +1,62 @@
+"""A bounded queue of incoming messages whose fullness pauses the reader.
+
+Unlike a memory object stream, closing it keeps what is queued: ``get()``
+returns the messages that arrived before the close, then raises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import final
+
+import anyio
+
+__all__ = ["MessageQueue"]
+
+
+@final
+class MessageQueue:
+    """At most ``capacity`` messages (None: unbounded); one reader puts, any task gets."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self._capacity = math.inf if capacity is None else capacity
+        self._items: deque[str | bytes] = deque()
+        self._closed = False
+        self._changed = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def put(self, item: str | bytes) -> bool:
+        """Queue ``item``, waiting while the queue is full; False if it was closed meanwhile."""
+        while len(self._items) >= self._capacity and not self._closed:
+            await self._changed.wait()
+        if self._closed:
+            return False
+        self._items.append(item)
+        self._notify()
+        return True
+
+    async def get(self) -> str | bytes:
+        """Take the oldest message, waiting for one.
+
+        Raises:
+            anyio.EndOfStream: the queue is closed and empty.
+        """
+        while not self._items:
+            if self._closed:
+                raise anyio.EndOfStream
+            await self._changed.wait()
+        item = self._items.popleft()
+        self._notify()
+        return item
+
+    def close(self) -> None:
+        """No more messages will come; waiting ``put()`` calls return False."""
+        self._closed = True
+        self._notify()

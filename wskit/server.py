@@ -1,0 +1,422 @@
+"""serve(): listeners, the accept loop, the bounded opening handshake, graceful shutdown.
+
+A :class:`Server` owns one task group. Each accepted connection gets a task
+that performs the whole opening handshake (TLS included) under
+``open_timeout``, then runs the connection's I/O tasks beside the
+application's handler. Leaving ``async with serve(...)`` (or calling
+:meth:`Server.close`) stops accepting, closes every connection with 1001 and
+returns within ``close_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import final
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from .backends.errors import TRANSPORT_ERRORS
+from .backends.options import configure_accepted
+from .backends.premade import listener_from_socket
+from .backends.sockets import create_tcp_listeners
+from .backends.transport import describe
+from .backends.unix import create_unix_listener
+from .core import Request, ServerConnection, Terminated
+from .options import Compression, Options
+from .responses import Response
+from .websocket import READ_SIZE, WebSocket
+
+__all__ = ["Handler", "ProcessRequest", "Server", "serve"]
+
+logger = logging.getLogger("wskit.server")
+
+# ssl.SSLError is an OSError, so TRANSPORT_ERRORS covers failed TLS handshakes.
+_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+"""The application: called with each open connection; returning closes it with 1000."""
+
+ProcessRequest = Callable[[Request], Awaitable[Response | None]]
+"""A hook that sees every request first: return a Response to answer it instead
+of upgrading (health checks, refusals), or None to go on. Plain HTTP requests
+(``request.upgrade`` is False) that get None are answered 426."""
+
+_UPGRADE_REQUIRED = Response.text(
+    426,
+    "This endpoint speaks WebSocket: send an upgrade request.\n",
+    (("Upgrade", "websocket"), ("Connection", "Upgrade")),
+)
+
+
+@final
+class Server:
+    """A running WebSocket server; create it with :func:`serve`.
+
+    Use it as an async context manager (``async with serve(...) as server``),
+    or from Trio-style code with ``server = await nursery.start(serve(...).run)``.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | None,
+        port: int,
+        *,
+        options: Options,
+        subprotocols: Sequence[str],
+        process_request: ProcessRequest | None,
+        ssl: _ssl.SSLContext | None,
+        sock: socket.socket | None,
+        unix_path: str | None,
+        mptcp: bool,
+        reuse_port: bool,
+        tcp_keepalive: tuple[float, float, int] | None,
+        extra_headers: Iterable[tuple[str, str]],
+    ) -> None:
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._options = options
+        self._config = options.core_config()
+        self._subprotocols = tuple(subprotocols)
+        self._process_request = process_request
+        self._ssl = ssl
+        self._sock = sock
+        self._unix_path = unix_path
+        self._mptcp = mptcp
+        self._reuse_port = reuse_port
+        self._tcp_keepalive = tcp_keepalive
+        self._extra_headers = tuple(extra_headers)
+        self._listeners: list[anyio.abc.SocketListener] = []
+        self._connections: set[WebSocket] = set()
+        self._stack: AsyncExitStack | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._accepting = anyio.CancelScope()
+        self._closing = anyio.Event()
+        self._handlers_done = anyio.Event()
+        self._active = 0
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The listening sockets."""
+        return [
+            listener.extra(anyio.abc.SocketAttribute.raw_socket) for listener in self._listeners
+        ]
+
+    @property
+    def port(self) -> int:
+        """The port of the first TCP listener (the one picked when ``port=0``)."""
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        raise OSError("this server has no TCP listener (it listens on a Unix socket)")
+
+    @property
+    def connections(self) -> frozenset[WebSocket]:
+        """The open connections (handshake done, not yet closed)."""
+        return frozenset(self._connections)
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Server:
+        stack = AsyncExitStack()
+        try:
+            self._listeners = await self._open_listeners()
+            for listener in self._listeners:
+                stack.push_async_callback(listener.aclose)
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._tasks.start_soon(self._accept_all)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        self.close()
+        with anyio.CancelScope(shield=True):
+            await self.wait_closed()
+        assert self._stack is not None
+        return await self._stack.__aexit__(exc_type, exc, traceback)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until closed or cancelled: ``server = await nursery.start(serve(...).run)``."""
+        async with self:
+            task_status.started(self)
+            await self.serve_forever()
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`close` is called (or the task is cancelled), then until closed."""
+        await self._closing.wait()
+        await self.wait_closed()
+
+    def close(self) -> None:
+        """Start a graceful shutdown: stop accepting and close every connection with 1001.
+
+        Synchronous: call :meth:`wait_closed` (or leave the ``async with``) to wait.
+        """
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._accepting.cancel()
+        for ws in list(self._connections):
+            ws._start_closing(1001, "server shutting down")
+
+    async def wait_closed(self) -> None:
+        """Wait until every connection is closed, at most ``close_timeout`` after close()."""
+        timeout = self._options.close_timeout
+        with anyio.move_on_after(math.inf if timeout is None else timeout + 1.0):
+            while self._active:
+                await self._handlers_done.wait()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+
+    # ------------------------------------------------------------- listeners
+
+    async def _open_listeners(self) -> list[anyio.abc.SocketListener]:
+        if self._sock is not None:
+            return [await listener_from_socket(self._sock)]
+        if self._unix_path is not None:
+            return [await create_unix_listener(self._unix_path)]
+        listeners = await create_tcp_listeners(
+            self._host,
+            self._port,
+            mptcp=self._mptcp,
+            reuse_port=self._reuse_port,
+            tcp_keepalive=self._tcp_keepalive,
+        )
+        return list(listeners)
+
+    async def _accept_all(self) -> None:
+        with self._accepting:
+            async with anyio.create_task_group() as loops:
+                for listener in self._listeners:
+                    loops.start_soon(self._accept_loop, listener)
+
+    async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
+        assert self._tasks is not None
+        while True:
+            try:
+                stream = await listener.accept()
+            except TRANSPORT_ERRORS as exc:
+                # EMFILE and friends: back off instead of spinning.
+                logger.warning("accept failed: %s", exc)
+                await anyio.sleep(0.1)
+                continue
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+            if raw is not None:
+                configure_accepted(raw, self._tcp_keepalive)
+            self._active += 1
+            self._tasks.start_soon(self._connection, stream)
+
+    # ------------------------------------------------------------ connection
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        try:
+            ws = await self._handshake(stream)
+            if ws is not None:
+                await self._run(ws)
+        finally:
+            self._active -= 1
+            self._handlers_done.set()
+            self._handlers_done = anyio.Event()
+
+    async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
+        """Read the request and answer it, all within open_timeout; None when refused."""
+        conn = ServerConnection(self._config, http_requests=True)
+        ws: WebSocket | None = None
+        timeout = self._options.open_timeout
+        try:
+            with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                if self._ssl is not None:
+                    stream = await TLSStream.wrap(
+                        stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
+                    )
+                request = await self._read_request(stream, conn)
+                if request is None or self._closing.is_set():
+                    return None
+                response = None
+                if self._process_request is not None:
+                    response = await self._process_request(request)
+                if not request.upgrade:
+                    response = response or _UPGRADE_REQUIRED
+                if response is not None:
+                    conn.respond(response.status, response.headers, response.body)
+                    await stream.send(conn.data_to_send())
+                    return None
+                conn.accept(self._select_subprotocol(request), self._extra_headers)
+                await stream.send(conn.data_to_send())
+                ws = WebSocket(
+                    conn,
+                    stream,
+                    transport=await describe(stream),
+                    request=request,
+                    max_queue=self._options.max_queue,
+                    write_limit=self._options.write_limit,
+                    close_timeout=self._options.close_timeout,
+                )
+            if scope.cancelled_caught:
+                logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
+        except _TRANSPORT_ENDED as exc:
+            logger.debug("handshake failed: %r", exc)
+        except Exception:
+            logger.exception("process_request hook raised: answering 500")
+            if conn.request is not None and conn.events() == [] and ws is None:
+                conn.respond(500, (), b"internal server error\n")
+                with anyio.move_on_after(1), anyio.CancelScope(shield=True):
+                    await stream.send(conn.data_to_send())
+        finally:
+            if ws is None:
+                with anyio.CancelScope(shield=True):
+                    await _close_quietly(stream)
+        return ws
+
+    async def _read_request(
+        self, stream: anyio.abc.ByteStream, conn: ServerConnection
+    ) -> Request | None:
+        while True:
+            try:
+                data = await stream.receive(READ_SIZE)
+            except anyio.EndOfStream:
+                conn.receive_eof()
+            else:
+                conn.receive_data(data)
+            answer = conn.data_to_send()
+            if answer:  # a refusal (414, 431, 400, ...)
+                await stream.send(answer)
+            for event in conn.events():
+                if isinstance(event, Request):
+                    return event
+                if isinstance(event, Terminated):
+                    if event.error is not None:
+                        logger.info("refused a request: %s", event.error)
+                    return None
+
+    def _select_subprotocol(self, request: Request) -> str | None:
+        for protocol in self._subprotocols:
+            if protocol in request.subprotocols:
+                return protocol
+        return None
+
+    async def _run(self, ws: WebSocket) -> None:
+        self._connections.add(ws)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(ws.run)
+                if self._closing.is_set():
+                    ws._start_closing(1001, "server shutting down")
+                try:
+                    await self._handler(ws)
+                except Exception:
+                    logger.exception("connection handler raised: closing with 1011")
+                    ws._start_closing(1011, "internal error")
+                else:
+                    ws._start_closing(1000, "")
+                await ws.wait_closed()
+        finally:
+            self._connections.discard(ws)
+
+
+async def _close_quietly(stream: anyio.abc.AsyncResource) -> None:
+    # The peer may be gone already: then there is nothing left to release.
+    with contextlib.suppress(*_TRANSPORT_ENDED):
+        await stream.aclose()
+
+
+def serve(
+    handler: Handler,
+    host: str | None = None,
+    port: int = 0,
+    *,
+    subprotocols: Sequence[str] = (),
+    process_request: ProcessRequest | None = None,
+    extra_headers: Iterable[tuple[str, str]] = (),
+    ssl: _ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
+    unix_path: str | None = None,
+    mptcp: bool = False,
+    reuse_port: bool = False,
+    tcp_keepalive: tuple[float, float, int] | None = None,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    open_timeout: float | None = 10.0,
+    close_timeout: float | None = 10.0,
+    max_message: int | None = 1024 * 1024,
+    max_fragments: int = 4096,
+    max_queue: int | None = 16,
+    write_limit: int = 32 * 1024,
+    compression: Compression = "deflate",
+) -> Server:
+    """Create a WebSocket server; start it with ``async with`` (or ``nursery.start(server.run)``).
+
+    Args:
+        handler: ``async def handler(ws)``, run for each connection; when it
+            returns the connection closes with 1000, when it raises with 1011.
+        host: the interface to listen on (a name may give several, e.g. IPv4
+            and IPv6 for "localhost"); None for all. ``port=0`` picks a
+            free port (read it from ``server.port``).
+        port: the TCP port.
+        subprotocols: the subprotocols this server speaks, in preference order.
+        process_request: a hook that may answer any request itself (see
+            :data:`ProcessRequest`).
+        extra_headers: headers added to every 101 response.
+        ssl: an ``ssl.SSLContext`` to serve ``wss://``.
+        sock: a pre-made listening socket to serve on instead of host/port.
+        unix_path: a Unix socket path to listen on instead of host/port.
+        mptcp: create MPTCP listeners (falls back to TCP where unavailable).
+        reuse_port: set SO_REUSEPORT (several processes on one port).
+        tcp_keepalive: ``(idle, interval, count)`` TCP keepalive for accepted sockets.
+        ping_interval: see :class:`~wskit.options.Options` for this and the rest.
+        ping_timeout: seconds for a pong before closing with 1011.
+        open_timeout: seconds for the whole opening handshake.
+        close_timeout: seconds for the closing handshake and shutdown.
+        max_message: largest incoming message (bytes, after inflation).
+        max_fragments: most frames per incoming message.
+        max_queue: messages buffered for recv() before reading pauses.
+        write_limit: buffered bytes above which send() waits.
+        compression: "deflate", a DeflateOptions, or None.
+    """
+    options = Options(
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        max_message=max_message,
+        max_fragments=max_fragments,
+        max_queue=max_queue,
+        write_limit=write_limit,
+        compression=compression,
+    )
+    return Server(
+        handler,
+        host,
+        port,
+        options=options,
+        subprotocols=subprotocols,
+        process_request=process_request,
+        ssl=ssl,
+        sock=sock,
+        unix_path=unix_path,
+        mptcp=mptcp,
+        reuse_port=reuse_port,
+        tcp_keepalive=tcp_keepalive,
+        extra_headers=extra_headers,
+    )

@@ -1,0 +1,441 @@
+"""The user-facing WebSocket: a sans-I/O core connection driven over an AnyIO byte stream.
+
+Per connection, four small tasks share the core (it is synchronous, so no lock
+guards it; only the transport's write side is serialized):
+
+* the **reader** receives bytes, feeds the core, and queues messages; when
+  ``max_queue`` messages wait, it stops reading, so the peer meets TCP
+  backpressure instead of our memory growing;
+* the **writer** is the only task that writes: it takes ``data_to_send()``
+  whenever woken, so pongs and close echoes queued by the core leave without
+  a caller, and pongs coalesce while a slow peer holds the write side;
+* the **timer** calls ``tick()`` at ``next_deadline()``: keepalive pings, the
+  pong timeout and the close timeout work even while the write side is stuck
+  (a stalled peer cannot silence the heartbeat that detects it);
+* the **closer** waits for the core's ``Terminated`` event, lets the writer
+  flush (bounded), and closes the transport.
+
+``send()`` waits while more than ``write_limit`` bytes are buffered (in the core
+or in flight); ``recv()`` and iteration take messages from the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, final
+
+import anyio
+import anyio.abc
+
+from .backends.errors import TRANSPORT_ERRORS
+from .backends.transport import TransportInfo
+from .core import (
+    ClientConnection,
+    Connection,
+    Event,
+    Message,
+    Pong,
+    Request,
+    State,
+    Terminated,
+)
+from .errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeError,
+    InvalidState,
+    ProtocolError,
+    UsageError,
+)
+from .message_queue import MessageQueue
+
+__all__ = ["WebSocket"]
+
+_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
+
+READ_SIZE = 65536
+"""Bytes asked of the transport per read: large reads amortize the per-call cost."""
+
+_NORMAL_CLOSURES = frozenset({1000, 1001})
+
+
+def closed_error(code: int, reason: str) -> ConnectionClosed:
+    """The ConnectionClosed subclass that fits a close code."""
+    if code in _NORMAL_CLOSURES:
+        return ConnectionClosedOK(code, reason)
+    return ConnectionClosedError(code, reason)
+
+
+@final
+class WebSocket:
+    """One open WebSocket connection, on the server or the client side.
+
+    Get one from :func:`wskit.serve` (passed to your handler) or
+    :func:`wskit.connect`; do not create it yourself.
+
+    Attributes:
+        context: per-connection data, shared by plugins and the application
+            (authentication stores the principal here).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream: anyio.abc.ByteStream,
+        *,
+        transport: TransportInfo,
+        request: Request | None,
+        early_events: list[Event] | None = None,
+        max_queue: int | None,
+        write_limit: int,
+        close_timeout: float | None,
+    ) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._transport = transport
+        self._request = request
+        self._write_limit = write_limit
+        self._close_timeout = close_timeout
+        self.context: dict[str, Any] = {}
+        self._queue = MessageQueue(max_queue)
+        self._wake_writer = anyio.Event()
+        self._wake_timer = anyio.Event()
+        self._drained = anyio.Event()
+        self._flushed = anyio.Event()
+        self._reader_done = anyio.Event()
+        self._terminated = anyio.Event()
+        self._closed = anyio.Event()
+        self._inflight = 0
+        self._pings: dict[bytes, tuple[anyio.Event, list[float | None]]] = {}
+        self._end: Terminated | None = None
+        self._early_events: list[Event] = early_events or []
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def request(self) -> Request | None:
+        """The upgrade request (path, query, headers, offered subprotocols); server side."""
+        return self._request
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or None."""
+        return self._conn.subprotocol
+
+    @property
+    def compression(self) -> str | None:
+        """The negotiated compression extension ("permessage-deflate") or None."""
+        return self._conn.compression
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED."""
+        return self._conn.state
+
+    @property
+    def latency(self) -> float:
+        """Round-trip time of the last answered ping, in seconds (0.0 until one is)."""
+        return self._conn.latency
+
+    @property
+    def transport(self) -> TransportInfo:
+        """Facts about the transport: peer and local address, TLS, Unix, MPTCP."""
+        return self._transport
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closed (1006 without a close frame)."""
+        return self._end.code if self._end else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection is closed."""
+        return self._end.reason if self._end else None
+
+    @property
+    def error(self) -> ProtocolError | HandshakeError | None:
+        """Why the connection failed, when wskit could name it."""
+        return self._end.error if self._end else None
+
+    # ---------------------------------------------------------------- tasks
+
+    async def run(self) -> None:
+        """Drive the connection until it is closed and its transport released.
+
+        The server and ``connect()`` run this; applications do not call it.
+        """
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._reader)
+                tasks.start_soon(self._writer)
+                tasks.start_soon(self._timer)
+                await self._closer()
+                tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release_transport()
+
+    def _after_core_call(self) -> None:
+        """Act on what a call into the core produced, except queueing messages."""
+        for event in self._conn.events():
+            self._handle(event)
+        self._wake_writer.set()
+        self._wake_timer.set()
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, Message):
+            # Only the reader produces messages, and it queues them itself.
+            raise AssertionError("message outside the reader")  # pragma: no cover
+        if isinstance(event, Pong):
+            self._pong(event)
+        elif isinstance(event, Terminated):
+            self._end = event
+            self._terminated.set()
+            self._queue.close()
+            for done, _ in self._pings.values():
+                done.set()
+            self._drained.set()
+
+    def _pong(self, pong: Pong) -> None:
+        # A pong answers its ping and every earlier one (the core's rule).
+        answered = []
+        for payload in self._pings:
+            answered.append(payload)
+            if payload == pong.payload:
+                break
+        else:
+            return
+        for payload in answered:
+            done, rtt = self._pings.pop(payload)
+            rtt.append(pong.rtt)
+            done.set()
+
+    async def _reader(self) -> None:
+        try:
+            # Frames that came with the handshake are already in the core.
+            await self._dispatch([*self._early_events, *self._conn.events()])
+            self._early_events = []
+            while True:
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except _TRANSPORT_ENDED:
+                    self._conn.receive_eof()
+                    self._after_core_call()
+                    return
+                self._conn.receive_data(data, now=anyio.current_time())
+                await self._dispatch(self._conn.events())
+        finally:
+            self._reader_done.set()
+
+    async def _dispatch(self, events: list[Event]) -> None:
+        self._wake_writer.set()  # pongs and close echoes leave at once
+        for event in events:
+            if isinstance(event, Message):
+                # Waits while max_queue messages wait: we stop reading, and the
+                # peer meets TCP backpressure. False: closed meanwhile, dropped.
+                await self._queue.put(event.data)
+            else:
+                self._handle(event)
+        self._wake_writer.set()
+        self._wake_timer.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer = anyio.Event()
+            while data := self._conn.data_to_send():
+                self._inflight = len(data)
+                try:
+                    await self._stream.send(data)
+                except TRANSPORT_ERRORS:
+                    self._inflight = 0
+                    self._conn.receive_eof()
+                    self._after_core_call()
+                    self._flushed.set()
+                    return
+                self._inflight = 0
+                self._signal_drained()
+            self._signal_drained()
+            if self._terminated.is_set():
+                self._flushed.set()
+
+    def _signal_drained(self) -> None:
+        if self._buffered() <= self._write_limit:
+            self._drained.set()
+            self._drained = anyio.Event()
+
+    def _buffered(self) -> int:
+        return self._conn.buffered_amount + self._inflight
+
+    async def _timer(self) -> None:
+        while not self._terminated.is_set():
+            deadline = self._conn.next_deadline()
+            wake = self._wake_timer
+            if deadline is None:
+                await wake.wait()
+            else:
+                delay = deadline - anyio.current_time()
+                if delay > 0:
+                    with anyio.move_on_after(delay):
+                        await wake.wait()
+            if wake.is_set():
+                self._wake_timer = anyio.Event()
+            self._conn.tick(anyio.current_time())
+            self._after_core_call()
+
+    async def _closer(self) -> None:
+        await self._terminated.wait()
+        # The close frame (ours or the echo) should leave, but a peer that
+        # stopped reading must not hold us: bounded by close_timeout.
+        with anyio.move_on_after(self._close_timeout or math.inf):
+            await self._flushed.wait()
+            if isinstance(self._conn, ClientConnection) and self._end_is_clean():
+                # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
+                await self._reader_done.wait()
+
+    def _end_is_clean(self) -> bool:
+        return self._end is not None and self._end.error is None and self._end.code != 1006
+
+    async def _release_transport(self) -> None:
+        # The peer may be gone already: then there is nothing left to release.
+        with contextlib.suppress(*_TRANSPORT_ENDED):
+            await self._stream.aclose()
+        self._closed.set()
+
+    # -------------------------------------------------------------- messages
+
+    def _closed_error(self) -> ConnectionClosed:
+        end = self._end
+        if end is None:
+            return ConnectionClosedError(1006, "the connection is closing")
+        return closed_error(end.code, end.reason)
+
+    async def recv(self) -> str | bytes:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosedOK: the connection closed normally (1000 or 1001)
+                and every message that arrived before was already returned.
+            ConnectionClosedError: it closed for any other reason.
+        """
+        try:
+            return await self._queue.get()
+        except anyio.EndOfStream:
+            raise self._closed_error() from None
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosedOK:
+                return
+
+    async def send(self, message: str | bytes, *, compress: bool | None = None) -> None:
+        """Send one message: ``str`` as text, ``bytes`` (or bytearray, memoryview) as binary.
+
+        Waits while more than ``write_limit`` bytes are buffered.
+
+        Args:
+            message: the message.
+            compress: force (True) or skip (False) compression of this
+                message; None applies the compression threshold.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        await self._send_piece(message, compress=compress, fin=True)
+
+    async def send_fragments(
+        self,
+        fragments: Iterable[str | bytes] | AsyncIterable[str | bytes],
+        *,
+        compress: bool | None = None,
+    ) -> None:
+        """Send one message made of several frames, one per fragment, as they come.
+
+        All fragments must be of one type (all ``str`` or all ``bytes``). An
+        empty iterable sends nothing.
+        """
+        pending: str | bytes | None = None
+        if isinstance(fragments, AsyncIterable):
+            async for fragment in fragments:
+                if pending is not None:
+                    await self._send_piece(pending, compress=compress, fin=False)
+                pending = fragment
+        else:
+            for fragment in fragments:
+                if pending is not None:
+                    await self._send_piece(pending, compress=compress, fin=False)
+                pending = fragment
+        if pending is not None:
+            await self._send_piece(pending, compress=compress, fin=True)
+
+    async def _send_piece(self, data: str | bytes, *, compress: bool | None, fin: bool) -> None:
+        try:
+            if isinstance(data, str):
+                self._conn.send_text(data, compress=compress, fin=fin)
+            elif isinstance(data, bytes | bytearray | memoryview):
+                self._conn.send_bytes(data, compress=compress, fin=fin)
+            else:
+                raise UsageError(f"send() takes str or bytes, got {type(data).__name__}")
+        except InvalidState:
+            raise self._closed_error() from None
+        self._wake_writer.set()
+        while self._buffered() > self._write_limit:
+            if self._terminated.is_set():
+                raise self._closed_error()
+            await self._drained.wait()
+
+    async def ping(self, payload: bytes | None = None) -> float:
+        """Send a ping and wait for its pong; return the round-trip time in seconds.
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong arrived.
+        """
+        if payload is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        try:
+            self._conn.send_ping(payload, now=anyio.current_time())
+        except InvalidState:
+            raise self._closed_error() from None
+        done = anyio.Event()
+        rtt: list[float | None] = []
+        self._pings[payload] = (done, rtt)
+        self._wake_writer.set()
+        await done.wait()
+        if not rtt or rtt[0] is None:
+            raise self._closed_error()
+        return rtt[0]
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection and wait until it is closed (at most ``close_timeout``).
+
+        Idempotent: closing a closing or closed connection just waits.
+
+        Raises:
+            UsageError: the code may not be sent, or the reason is over 123 bytes.
+        """
+        self._start_closing(code, reason)
+        await self.wait_closed()
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        if self._conn.state is State.OPEN:
+            self._conn.close(code, reason)
+            self._after_core_call()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed and its transport released."""
+        await self._closed.wait()
+
+    def __repr__(self) -> str:
+        peer = self._transport.peer
+        return f"<WebSocket {self._conn.state.value} peer={peer!r}>"
