@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import pytest
 
@@ -186,10 +188,8 @@ async def test_leaving_serve_closes_every_connection_with_1001():
                 async def client() -> None:
                     async with wskit.connect(f"ws://127.0.0.1:{server.port}/") as ws:
                         clients.append(ws)
-                        try:
+                        with contextlib.suppress(ConnectionClosedOK):
                             await ws.recv()
-                        except ConnectionClosedOK:
-                            pass
 
                 for _ in range(10):
                     tasks.start_soon(client)
