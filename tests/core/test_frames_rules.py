@@ -14,6 +14,7 @@ from wskit.core import (
     CloseReceived,
     Config,
     Connection,
+    Fragment,
     Message,
     Ping,
     Pong,
@@ -325,3 +326,27 @@ def test_a_ping_then_a_close_in_one_read_echoes_the_close_only(client):
     )
     assert events == [Ping(b"p"), CloseReceived(1000, ""), Terminated(1000, "")]
     assert close_code_sent(conn) == 1000
+
+
+@SIDES
+def test_with_fragments_on_pieces_arrive_as_they_come(client):
+    conn = receiver(client, Config(fragments=True, compression=None))
+    euro = "€".encode()
+    events = feed(
+        conn,
+        peer_frame(client, TEXT, b"ab" + euro[:1], fin=False),
+        peer_frame(client, CONTINUATION, b"", fin=False),
+        peer_frame(client, CONTINUATION, euro[1:] + b"cd"),
+        peer_frame(client, BINARY, b"\x00"),
+        client=client,
+    )
+    assert events == [Fragment("ab", False), Fragment("€cd", True), Fragment(b"\x00", True)]
+
+
+@SIDES
+def test_with_fragments_on_limits_still_hold(client):
+    conn = receiver(client, Config(fragments=True, max_message=100))
+    events = feed(conn, peer_frame(client, BINARY, b"a" * 80, fin=False), client=client)
+    assert events == [Fragment(b"a" * 80, False)]
+    events = feed(conn, peer_frame(client, CONTINUATION, b"b" * 30), client=client)
+    assert terminated(events).code == 1009

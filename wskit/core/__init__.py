@@ -20,6 +20,7 @@ from .deflate import DeflateOptions as DeflateOptions
 from .events import Accepted as Accepted
 from .events import CloseReceived as CloseReceived
 from .events import Event as Event
+from .events import Fragment as Fragment
 from .events import Headers as Headers
 from .events import Message as Message
 from .events import Ping as Ping
@@ -38,6 +39,7 @@ __all__ = [
     "Connection",
     "DeflateOptions",
     "Event",
+    "Fragment",
     "Headers",
     "HttpLimits",
     "Message",

@@ -42,7 +42,7 @@ from .deflate import (
     InflateLimitExceeded,
     Inflater,
 )
-from .events import CloseReceived, Message, Ping, Pong
+from .events import CloseReceived, Fragment, Message, Ping, Pong
 
 __all__ = ["Failure", "FrameEngine"]
 
@@ -59,7 +59,7 @@ class Failure:
     error: ProtocolError
 
 
-InboundEvent = Message | Ping | Pong | CloseReceived | Failure
+InboundEvent = Message | Fragment | Ping | Pong | CloseReceived | Failure
 
 
 class _Guard(Extension):
@@ -272,7 +272,7 @@ class _Reassembly:
 class FrameEngine:
     """wsproto's frame layer for one open connection, behind wskit's limits."""
 
-    __slots__ = ("_guard", "_message", "_message_is_text", "_sending_text", "_wsproto")
+    __slots__ = ("_fragments", "_guard", "_message", "_sending_text", "_wsproto")
 
     def __init__(
         self,
@@ -283,7 +283,9 @@ class FrameEngine:
         max_fragments: int,
         mem_level: int = 5,
         level: int = 6,
+        fragments: bool = False,
     ) -> None:
+        self._fragments = fragments
         self._guard = _Guard(
             client=client,
             deflate=deflate,
@@ -296,7 +298,6 @@ class FrameEngine:
             ConnectionType.CLIENT if client else ConnectionType.SERVER, [self._guard]
         )
         self._message = _Reassembly()
-        self._message_is_text = False
         self._sending_text: bool | None = None  # type of the message being sent in fragments
 
     @property
@@ -310,8 +311,13 @@ class FrameEngine:
         out: list[InboundEvent] = []
         for event in self._wsproto.events():
             if isinstance(event, TextMessage | BytesMessage):
-                piece = event.data
-                self._message.add(piece if isinstance(piece, str) else bytes(piece))
+                piece = event.data if isinstance(event.data, str) else bytes(event.data)
+                if self._fragments:
+                    # Empty pieces carry nothing but the end of a message.
+                    if piece or event.message_finished:
+                        out.append(Fragment(piece, event.message_finished))
+                    continue
+                self._message.add(piece)
                 if event.message_finished:
                     out.append(Message(self._message.finish()))
             elif isinstance(event, _WsprotoPing):

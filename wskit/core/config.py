@@ -38,6 +38,9 @@ class Config:
             nor accept compression.
         http: limits of the opening handshake (line length, header count,
             head size, client-side rejection body size).
+        fragments: deliver messages as the pieces that arrive
+            (:class:`~wskit.core.events.Fragment` events) instead of whole
+            (:class:`~wskit.core.events.Message`), for streaming receivers.
     """
 
     max_message: int | None = 1 * MiB
@@ -47,6 +50,7 @@ class Config:
     close_timeout: float | None = 10.0
     compression: DeflateOptions | None = field(default_factory=DeflateOptions)
     http: HttpLimits = field(default_factory=HttpLimits)
+    fragments: bool = False
 
     def __post_init__(self) -> None:
         if self.max_message is not None and self.max_message < 1:

@@ -22,7 +22,7 @@ from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
 from ._wsproto import Failure, FrameEngine
 from .config import Config
 from .deflate import DeflateParams
-from .events import CloseReceived, Event, Message, Ping, Pong, Terminated
+from .events import CloseReceived, Event, Fragment, Message, Ping, Pong, Terminated
 from .heartbeat import Due, Heartbeat
 from .http import is_token
 from .state import State, check_transition
@@ -113,6 +113,7 @@ class Connection:
             max_fragments=self.config.max_fragments,
             mem_level=options.mem_level if options else 5,
             level=options.level if options else 6,
+            fragments=self.config.fragments,
         )
         self.compression = "permessage-deflate" if deflate is not None else None
         self._set_state(State.OPEN)
@@ -156,7 +157,7 @@ class Connection:
         engine = self._engine
         assert engine is not None
         for event in engine.receive(data):
-            if isinstance(event, Message):
+            if isinstance(event, Message | Fragment):
                 self._events.append(event)
             elif isinstance(event, Ping):
                 # RFC 6455 §5.5.3: answering only the latest of several pings

@@ -19,6 +19,7 @@ event               server  client  meaning
 Request             yes             a valid upgrade request: call accept() or reject()
 Accepted                    yes     the server accepted; the connection is OPEN
 Message             yes     yes     a complete data message (str for text, bytes)
+Fragment            yes     yes     a piece of a message, with Config(fragments=True)
 Ping                yes     yes     the peer pinged; data_to_send() carries the pong
 Pong                yes     yes     the peer answered a ping (rtt when it was ours)
 CloseReceived       yes     yes     the peer's close frame; the core echoes it
@@ -36,6 +37,7 @@ __all__ = [
     "Accepted",
     "CloseReceived",
     "Event",
+    "Fragment",
     "Headers",
     "Message",
     "Ping",
@@ -123,6 +125,19 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Fragment:
+    """A piece of a data message as it arrived, delivered with ``Config(fragments=True)``.
+
+    The pieces of one message come in order and share its type (``str`` for
+    text, decoded and UTF-8-checked as they arrive; ``bytes`` for binary);
+    the last one has ``fin=True``. Limits apply to the whole message as usual.
+    """
+
+    data: str | bytes
+    fin: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """The peer sent a ping.
 
@@ -185,5 +200,5 @@ class Terminated:
     error: ProtocolError | HandshakeError | None = field(default=None, compare=False)
 
 
-Event = Request | Accepted | Message | Ping | Pong | CloseReceived | Terminated
+Event = Request | Accepted | Message | Fragment | Ping | Pong | CloseReceived | Terminated
 """Any event the core emits."""
