@@ -96,9 +96,11 @@ async def run_echo(args: argparse.Namespace) -> None:
     )
     async with server:
         log = logging.getLogger("wskit.echo")
-        log.info("echo server listening on %s port %d", args.host, server.port)
-        print(f"listening on ws://{args.host}:{server.port}/", flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            # Announce only once the signals are ours: a supervisor that sends
+            # SIGTERM right after this line must get a clean shutdown.
+            log.info("echo server listening on %s port %d", args.host, server.port)
+            print(f"listening on ws://{args.host}:{server.port}/", flush=True)
             async for signum in signals:
                 log.info("%s: closing every connection with 1001", signal.Signals(signum).name)
                 server.close()

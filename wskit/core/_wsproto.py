@@ -151,11 +151,11 @@ class _Guard(Extension):
             self._message_compressed = rsv.rsv1 and self._inflater is not None
         budget = self._budget()
         if budget is not None and self._message_compressed:
-            # Compressed bytes may outnumber the inflated ones a little (tiny or
-            # incompressible messages): allow zlib's worst-case expansion
-            # (deflateBound) plus a flush marker, and let the inflater enforce
-            # the exact limit on the output.
-            budget += (budget >> 12) + (budget >> 14) + 64
+            # Compressed bytes may outnumber the inflated ones (tiny or
+            # incompressible messages): allow zlib's worst-case expansion for
+            # non-default settings such as memLevel 5 (deflateBound: +1/8 +1/64),
+            # plus flush markers; the inflater enforces the exact limit on output.
+            budget += ((budget + 7) >> 3) + ((budget + 63) >> 6) + 64
         if budget is not None and payload_length > budget:
             return self._fail(
                 PayloadTooBig(f"message larger than the limit of {self.max_message} bytes")
