@@ -100,7 +100,7 @@ class Connect:
                 close_timeout=self._options.close_timeout,
             )
             tasks = await stack.enter_async_context(anyio.create_task_group())
-            tasks.start_soon(ws.run)
+            tasks.start_soon(_run_shielded, ws)
         except TimeoutError:
             await stack.aclose()
             raise HandshakeTimeout(
@@ -123,8 +123,13 @@ class Connect:
         assert self._ws is not None
         assert self._stack is not None
         with anyio.CancelScope(shield=True):
-            code = 1000 if exc is None else 1011
-            self._ws._start_closing(code, "" if exc is None else "client error")
+            if exc is None:
+                code, reason = 1000, ""
+            elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                code, reason = 1001, "going away"  # cancellation is not an error
+            else:
+                code, reason = 1011, "client error"
+            self._ws._start_closing(code, reason)
             await self._ws.wait_closed()
         return await self._stack.__aexit__(exc_type, exc, traceback)
 
@@ -143,13 +148,19 @@ class Connect:
                     tcp_keepalive=self._tcp_keepalive,
                 )
             if self._ssl is not None:
-                stream = await TLSStream.wrap(
-                    stream,
-                    server_side=False,
-                    hostname=self._server_hostname,
-                    ssl_context=self._ssl,
-                    standard_compatible=False,
-                )
+                try:
+                    stream = await TLSStream.wrap(
+                        stream,
+                        server_side=False,
+                        hostname=self._server_hostname,
+                        ssl_context=self._ssl,
+                        standard_compatible=False,
+                    )
+                except BaseException:
+                    # A failed (or timed out) TLS handshake leaves the TCP
+                    # stream open: nothing else would close it.
+                    await _aclose_quietly(stream)
+                    raise
         except _TRANSPORT_ENDED as exc:
             raise ConnectionFailed(
                 f"could not connect to {self._uri.host_header}: {str(exc) or type(exc).__name__}"
@@ -187,6 +198,15 @@ class Connect:
                         raise error
         except TRANSPORT_ERRORS as exc:
             raise ConnectionFailed(f"the connection broke during the handshake: {exc}") from exc
+
+
+async def _run_shielded(ws: WebSocket) -> None:
+    # Cancelling the task inside ``async with connect()`` must not abort the
+    # connection before __aexit__ closes it properly; ws.run() ends on its own
+    # once closed, within close_timeout (an unshielded run was cut at once,
+    # so the server saw 1006 and the client was left CLOSING).
+    with anyio.CancelScope(shield=True):
+        await ws.run()
 
 
 async def _aclose_quietly(stream: anyio.abc.AsyncResource) -> None:

@@ -104,6 +104,8 @@ class Server:
         self._closing = anyio.Event()
         self._handlers_done = anyio.Event()
         self._active = 0
+        self._handshakes: set[anyio.CancelScope] = set()
+        self._shields: set[anyio.CancelScope] = set()
 
     # ------------------------------------------------------------ properties
 
@@ -177,6 +179,10 @@ class Server:
             return
         self._closing.set()
         self._accepting.cancel()
+        # A connection still in its opening handshake would be refused anyway:
+        # drop it now rather than let it hold shutdown until open_timeout.
+        for scope in self._handshakes:
+            scope.cancel()
         for ws in list(self._connections):
             ws._start_closing(1001, "server shutting down")
 
@@ -186,6 +192,8 @@ class Server:
         with anyio.move_on_after(math.inf if timeout is None else timeout + 1.0):
             while self._active:
                 await self._handlers_done.wait()
+        for shield in self._shields:
+            shield.cancel()
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
 
@@ -230,22 +238,34 @@ class Server:
     # ------------------------------------------------------------ connection
 
     async def _connection(self, stream: anyio.abc.ByteStream) -> None:
-        try:
-            ws = await self._handshake(stream)
-            if ws is not None:
-                await self._run(ws)
-        finally:
-            self._active -= 1
-            self._handlers_done.set()
-            self._handlers_done = anyio.Event()
+        # Shielded: when the task running ``async with serve()`` is cancelled,
+        # __aexit__ still closes every connection with 1001, which needs these
+        # tasks alive. That close is bounded, and wait_closed() cancels the
+        # shields at its end. (Unshielded, outer cancellation aborted every
+        # connection at once: clients saw 1006, not 1001.)
+        with anyio.CancelScope(shield=True) as shield:
+            self._shields.add(shield)
+            try:
+                ws = await self._handshake(stream)
+                if ws is not None:
+                    await self._run(ws)
+            finally:
+                self._shields.discard(shield)
+                self._active -= 1
+                self._handlers_done.set()
+                self._handlers_done = anyio.Event()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
         """Read the request and answer it, all within open_timeout; None when refused."""
         conn = ServerConnection(self._config, http_requests=True)
         ws: WebSocket | None = None
         timeout = self._options.open_timeout
+        scope = anyio.move_on_after(math.inf if timeout is None else timeout)
+        self._handshakes.add(scope)
+        if self._closing.is_set():
+            scope.cancel()
         try:
-            with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
+            with scope:
                 if self._ssl is not None:
                     stream = await TLSStream.wrap(
                         stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
@@ -273,7 +293,7 @@ class Server:
                     write_limit=self._options.write_limit,
                     close_timeout=self._options.close_timeout,
                 )
-            if scope.cancelled_caught:
+            if scope.cancelled_caught and not self._closing.is_set():
                 logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
         except _TRANSPORT_ENDED as exc:
             logger.debug("handshake failed: %r", exc)
@@ -284,6 +304,7 @@ class Server:
                 with anyio.move_on_after(1), anyio.CancelScope(shield=True):
                     await stream.send(conn.data_to_send())
         finally:
+            self._handshakes.discard(scope)
             if ws is None:
                 with anyio.CancelScope(shield=True):
                     await _close_quietly(stream)

@@ -100,8 +100,12 @@ class WebSocket:
         self._request = request
         self._write_limit = write_limit
         self._close_timeout = close_timeout
+        self._close_started: float | None = None  # when we sent our close frame
         self.context: dict[str, Any] = {}
         self._queue = MessageQueue(max_queue)
+        self._max_queue = max_queue
+        # Cancelled when we start closing, to unpause a reader held by a full queue.
+        self._pause: anyio.CancelScope | None = None
         self._wake_writer = anyio.Event()
         self._wake_timer = anyio.Event()
         self._drained = anyio.Event()
@@ -179,12 +183,13 @@ class WebSocket:
             with anyio.CancelScope(shield=True):
                 await self._release_transport()
 
-    def _after_core_call(self) -> None:
+    def _after_core_call(self, *, wake_timer: bool = True) -> None:
         """Act on what a call into the core produced, except queueing messages."""
         for event in self._conn.events():
             self._handle(event)
         self._wake_writer.set()
-        self._wake_timer.set()
+        if wake_timer:
+            self._wake_timer.set()
 
     def _handle(self, event: object) -> None:
         if isinstance(event, Message):
@@ -235,13 +240,26 @@ class WebSocket:
         self._wake_writer.set()  # pongs and close echoes leave at once
         for event in events:
             if isinstance(event, Message):
-                # Waits while max_queue messages wait: we stop reading, and the
-                # peer meets TCP backpressure. False: closed meanwhile, dropped.
-                await self._queue.put(event.data)
+                await self._enqueue(event.data)
             else:
                 self._handle(event)
         self._wake_writer.set()
         self._wake_timer.set()
+
+    async def _enqueue(self, data: str | bytes) -> None:
+        if self._conn.state is State.OPEN:
+            # Waits while max_queue messages wait: we stop reading, and the
+            # peer meets TCP backpressure. (put() returns False, dropping the
+            # message, if the connection ended meanwhile.)
+            with anyio.CancelScope() as self._pause:
+                await self._queue.put(data)
+            self._pause = None
+        elif self._max_queue is None or len(self._queue) < self._max_queue:
+            await self._queue.put(data)  # there is room: returns at once
+        # Else we are closing and the queue is full: the message is dropped.
+        # Pausing now would keep us from reading the peer's close frame, and
+        # a handler that returned (or called close()) with a full queue would
+        # wait out close_timeout and end with 1006 instead of a clean close.
 
     async def _writer(self) -> None:
         while True:
@@ -285,13 +303,21 @@ class WebSocket:
             if wake.is_set():
                 self._wake_timer = anyio.Event()
             self._conn.tick(anyio.current_time())
-            self._after_core_call()
+            # Not waking ourselves: we read next_deadline() right away anyway,
+            # and a self-set event made every idle connection spin the CPU.
+            self._after_core_call(wake_timer=False)
 
     async def _closer(self) -> None:
         await self._terminated.wait()
         # The close frame (ours or the echo) should leave, but a peer that
-        # stopped reading must not hold us: bounded by close_timeout.
-        with anyio.move_on_after(self._close_timeout or math.inf):
+        # stopped reading must not hold us: bounded by close_timeout, counted
+        # from our close frame if we sent one first. (Counting from the end
+        # instead let close() take twice close_timeout when the peer neither
+        # answered nor read: once waiting for its close, once to flush ours.)
+        timeout = math.inf if self._close_timeout is None else self._close_timeout
+        started = self._close_started
+        deadline = (anyio.current_time() if started is None else started) + timeout
+        with anyio.CancelScope(deadline=deadline):
             await self._flushed.wait()
             if isinstance(self._conn, ClientConnection) and self._end_is_clean():
                 # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
@@ -430,7 +456,10 @@ class WebSocket:
     def _start_closing(self, code: int, reason: str) -> None:
         if self._conn.state is State.OPEN:
             self._conn.close(code, reason)
+            self._close_started = anyio.current_time()
             self._after_core_call()
+            if self._pause is not None:
+                self._pause.cancel()  # read on, to the peer's close frame
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released."""
