@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .core import Request as Request
 from .errors import ConnectionClosed as ConnectionClosed
 from .errors import ConnectionClosedError as ConnectionClosedError
 from .errors import ConnectionClosedOK as ConnectionClosedOK
@@ -83,6 +84,7 @@ __all__ = [
     "PayloadTooBig",
     "PluginError",
     "ProtocolError",
+    "Request",
     "Response",
     "Server",
     "UsageError",

@@ -100,7 +100,8 @@ async def run_echo(args: argparse.Namespace) -> None:
             # Announce only once the signals are ours: a supervisor that sends
             # SIGTERM right after this line must get a clean shutdown.
             log.info("echo server listening on %s port %d", args.host, server.port)
-            print(f"listening on ws://{args.host}:{server.port}/", flush=True)
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(f"listening on ws://{host}:{server.port}/", flush=True)
             async for signum in signals:
                 log.info("%s: closing every connection with 1001", signal.Signals(signum).name)
                 server.close()

@@ -24,7 +24,9 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ERRORS
+from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import stream_from_socket
 from .backends.sockets import open_tcp_stream
 from .backends.transport import describe
@@ -131,12 +133,14 @@ class Connect:
                 code, reason = 1011, "client error"
             self._ws._start_closing(code, reason)
             await self._ws.wait_closed()
-        return await self._stack.__aexit__(exc_type, exc, traceback)
+        return await exit_unwrapped(self._stack, exc_type, exc, traceback)
 
     async def _open_transport(self) -> anyio.abc.ByteStream:
         try:
             stream: anyio.abc.ByteStream
             if self._sock is not None:
+                if self._tcp_keepalive is not None:
+                    configure_accepted(self._sock, validate_keepalive(self._tcp_keepalive))
                 stream = await stream_from_socket(self._sock)
             elif self._unix_path is not None:
                 stream = await open_unix_stream(self._unix_path)
@@ -264,6 +268,8 @@ def connect(
     Raises:
         InvalidURI: the URL is not a WebSocket URL (raised at once).
     """
+    if tcp_keepalive is not None:
+        validate_keepalive(tcp_keepalive)
     options = Options(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,

@@ -60,9 +60,11 @@ class ConnectionClosed(WskitError):
     """The WebSocket connection is closed.
 
     Attributes:
-        code: the close code the peer sent, or 1006 when the connection ended
-            without a close frame (1005 when the frame carried no code).
-        reason: the close reason the peer sent ("" when none).
+        code: the code that ended the connection: the peer's close code (1005
+            when its frame carried none), the code wskit failed the connection
+            with when the peer misbehaved or timed out (1002, 1007, 1009,
+            1011), or 1006 when it ended without a close frame.
+        reason: the matching reason ("" when none).
     """
 
     def __init__(self, code: int, reason: str = "") -> None:

@@ -24,13 +24,15 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ERRORS
-from .backends.options import configure_accepted
+from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners
 from .backends.transport import describe
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, Terminated
+from .errors import ConnectionClosed
 from .options import Compression, Options
 from .responses import Response
 from .websocket import READ_SIZE, WebSocket
@@ -53,7 +55,7 @@ of upgrading (health checks, refusals), or None to go on. Plain HTTP requests
 _UPGRADE_REQUIRED = Response.text(
     426,
     "This endpoint speaks WebSocket: send an upgrade request.\n",
-    (("Upgrade", "websocket"), ("Connection", "Upgrade")),
+    (("Upgrade", "websocket"),),
 )
 
 
@@ -100,6 +102,10 @@ class Server:
         self._connections: set[WebSocket] = set()
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        # Connection tasks live in their own scope, run by a background task:
+        # cancelling it on shutdown must not cancel the body of ``async with serve()``.
+        self._connection_scope = anyio.CancelScope()
+        self._stopped = anyio.Event()
         self._accepting = anyio.CancelScope()
         self._closing = anyio.Event()
         self._handlers_done = anyio.Event()
@@ -126,7 +132,7 @@ class Server:
 
     @property
     def connections(self) -> frozenset[WebSocket]:
-        """The open connections (handshake done, not yet closed)."""
+        """The connections whose handshake is done and whose handler is still running."""
         return frozenset(self._connections)
 
     # ------------------------------------------------------------- lifecycle
@@ -142,7 +148,7 @@ class Server:
             await stack.aclose()
             raise
         self._stack = stack
-        self._tasks.start_soon(self._accept_all)
+        await self._tasks.start(self._supervise)
         return self
 
     async def __aexit__(
@@ -155,7 +161,17 @@ class Server:
         with anyio.CancelScope(shield=True):
             await self.wait_closed()
         assert self._stack is not None
-        return await self._stack.__aexit__(exc_type, exc, traceback)
+        return await exit_unwrapped(self._stack, exc_type, exc, traceback)
+
+    async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        try:
+            with self._connection_scope:
+                async with anyio.create_task_group() as connections:
+                    self._tasks = connections
+                    connections.start_soon(self._accept_all)
+                    task_status.started()
+        finally:
+            self._stopped.set()
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED
@@ -179,6 +195,8 @@ class Server:
             return
         self._closing.set()
         self._accepting.cancel()
+        if not self._listeners:  # never started: nothing to wait for
+            self._stopped.set()
         # A connection still in its opening handshake would be refused anyway:
         # drop it now rather than let it hold shutdown until open_timeout.
         for scope in self._handshakes:
@@ -194,8 +212,9 @@ class Server:
                 await self._handlers_done.wait()
         for shield in self._shields:
             shield.cancel()
+        self._connection_scope.cancel()
         if self._tasks is not None:
-            self._tasks.cancel_scope.cancel()
+            await self._stopped.wait()
 
     # ------------------------------------------------------------- listeners
 
@@ -298,7 +317,7 @@ class Server:
         except _TRANSPORT_ENDED as exc:
             logger.debug("handshake failed: %r", exc)
         except Exception:
-            logger.exception("process_request hook raised: answering 500")
+            logger.exception("the opening handshake failed unexpectedly: answering 500")
             if conn.request is not None and conn.events() == [] and ws is None:
                 conn.respond(500, (), b"internal server error\n")
                 with anyio.move_on_after(1), anyio.CancelScope(shield=True):
@@ -346,6 +365,10 @@ class Server:
                     ws._start_closing(1001, "server shutting down")
                 try:
                     await self._handler(ws)
+                except ConnectionClosed as exc:
+                    # The peer went away while the handler was talking to it:
+                    # routine for a network server, not an application error.
+                    logger.debug("handler ended by a closed connection: %s", exc)
                 except Exception:
                     logger.exception("connection handler raised: closing with 1011")
                     ws._start_closing(1011, "internal error")
@@ -415,6 +438,8 @@ def serve(
         write_limit: buffered bytes above which send() waits.
         compression: "deflate", a DeflateOptions, or None.
     """
+    if tcp_keepalive is not None:
+        validate_keepalive(tcp_keepalive)  # fail here, not at the first accept
     options = Options(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,

@@ -363,7 +363,9 @@ class WebSocket:
             except ConnectionClosedOK:
                 return
 
-    async def send(self, message: str | bytes, *, compress: bool | None = None) -> None:
+    async def send(
+        self, message: str | bytes | bytearray | memoryview, *, compress: bool | None = None
+    ) -> None:
         """Send one message: ``str`` as text, ``bytes`` (or bytearray, memoryview) as binary.
 
         Waits while more than ``write_limit`` bytes are buffered.
@@ -390,20 +392,32 @@ class WebSocket:
         empty iterable sends nothing.
         """
         pending: str | bytes | None = None
-        if isinstance(fragments, AsyncIterable):
-            async for fragment in fragments:
-                if pending is not None:
-                    await self._send_piece(pending, compress=compress, fin=False)
-                pending = fragment
-        else:
-            for fragment in fragments:
-                if pending is not None:
-                    await self._send_piece(pending, compress=compress, fin=False)
-                pending = fragment
-        if pending is not None:
-            await self._send_piece(pending, compress=compress, fin=True)
+        started = False
+        try:
+            if isinstance(fragments, AsyncIterable):
+                async for fragment in fragments:
+                    if pending is not None:
+                        started = True
+                        await self._send_piece(pending, compress=compress, fin=False)
+                    pending = fragment
+            else:
+                for fragment in fragments:
+                    if pending is not None:
+                        started = True
+                        await self._send_piece(pending, compress=compress, fin=False)
+                    pending = fragment
+            if pending is not None:
+                await self._send_piece(pending, compress=compress, fin=True)
+        except BaseException:
+            # A message cut short cannot be taken back, and the next message
+            # would read as its continuation: fail the connection instead.
+            if started:
+                self._start_closing(1011, "a fragmented message was interrupted")
+            raise
 
-    async def _send_piece(self, data: str | bytes, *, compress: bool | None, fin: bool) -> None:
+    async def _send_piece(
+        self, data: str | bytes | bytearray | memoryview, *, compress: bool | None, fin: bool
+    ) -> None:
         try:
             if isinstance(data, str):
                 self._conn.send_text(data, compress=compress, fin=fin)
@@ -456,7 +470,12 @@ class WebSocket:
     def _start_closing(self, code: int, reason: str) -> None:
         if self._conn.state is State.OPEN:
             self._conn.close(code, reason)
-            self._close_started = anyio.current_time()
+            try:
+                self._close_started = anyio.current_time()
+            except RuntimeError:
+                # Called outside the event loop (a signal handler calling
+                # server.close()): the closer starts the clock when it wakes.
+                self._close_started = None
             self._after_core_call()
             if self._pause is not None:
                 self._pause.cancel()  # read on, to the peer's close frame
