@@ -1,7 +1,9 @@
-"""A bounded queue of incoming messages whose fullness pauses the reader.
+"""A bounded queue of incoming message pieces whose fullness pauses the reader.
 
-Unlike a memory object stream, closing it keeps what is queued: ``get()``
-returns the messages that arrived before the close, then raises.
+Items are ``(data, fin)`` pieces of messages as they arrived (a small message
+is one piece with ``fin=True``). Unlike a memory object stream, closing it
+keeps what is queued: ``get()`` returns what arrived before the close, then
+raises.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ from typing import final
 
 import anyio
 
-__all__ = ["MessageQueue"]
+__all__ = ["MessageQueue", "Piece"]
+
+Piece = tuple[str | bytes, bool]
+"""A piece of a message and whether it is the last one."""
 
 
 @final
 class MessageQueue:
-    """At most ``capacity`` messages (None: unbounded); one reader puts, any task gets."""
+    """At most ``capacity`` pieces (None: unbounded); one reader puts, any task gets."""
 
     def __init__(self, capacity: int | None) -> None:
         self._capacity = math.inf if capacity is None else capacity
-        self._items: deque[str | bytes] = deque()
+        self._items: deque[Piece] = deque()
         self._closed = False
         self._changed = anyio.Event()
 
@@ -32,7 +37,7 @@ class MessageQueue:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def put(self, item: str | bytes) -> bool:
+    async def put(self, item: Piece) -> bool:
         """Queue ``item``, waiting while the queue is full; False if it was closed meanwhile."""
         while len(self._items) >= self._capacity and not self._closed:
             await self._changed.wait()
@@ -42,8 +47,8 @@ class MessageQueue:
         self._notify()
         return True
 
-    async def get(self) -> str | bytes:
-        """Take the oldest message, waiting for one.
+    async def get(self) -> Piece:
+        """Take the oldest piece, waiting for one.
 
         Raises:
             anyio.EndOfStream: the queue is closed and empty.

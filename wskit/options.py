@@ -71,4 +71,7 @@ class Options:
             ping_timeout=self.ping_timeout,
             close_timeout=self.close_timeout,
             compression=DeflateOptions() if compression == "deflate" else compression,
+            # Pieces, so that recv_stream() can hand them over as they arrive;
+            # recv() joins them.
+            fragments=True,
         )

@@ -36,6 +36,7 @@ from .core import (
     ClientConnection,
     Connection,
     Event,
+    Fragment,
     Message,
     Pong,
     Request,
@@ -51,7 +52,7 @@ from .errors import (
     ProtocolError,
     UsageError,
 )
-from .message_queue import MessageQueue
+from .message_queue import MessageQueue, Piece
 
 __all__ = ["WebSocket"]
 
@@ -103,6 +104,9 @@ class WebSocket:
         self._close_started: float | None = None  # when we sent our close frame
         self.context: dict[str, Any] = {}
         self._queue = MessageQueue(max_queue)
+        self._partial: list[str | bytes] = []  # pieces a cancelled recv() took
+        self._skip_rest = False  # a recv_stream() was left mid-message
+        self._piece_stream: _PieceStream | None = None
         self._max_queue = max_queue
         # Cancelled when we start closing, to unpause a reader held by a full queue.
         self._pause: anyio.CancelScope | None = None
@@ -192,7 +196,7 @@ class WebSocket:
             self._wake_timer.set()
 
     def _handle(self, event: object) -> None:
-        if isinstance(event, Message):
+        if isinstance(event, Message | Fragment):
             # Only the reader produces messages, and it queues them itself.
             raise AssertionError("message outside the reader")  # pragma: no cover
         if isinstance(event, Pong):
@@ -239,14 +243,16 @@ class WebSocket:
     async def _dispatch(self, events: list[Event]) -> None:
         self._wake_writer.set()  # pongs and close echoes leave at once
         for event in events:
-            if isinstance(event, Message):
-                await self._enqueue(event.data)
+            if isinstance(event, Fragment):
+                await self._enqueue((event.data, event.fin))
+            elif isinstance(event, Message):  # a core configured without fragments
+                await self._enqueue((event.data, True))
             else:
                 self._handle(event)
         self._wake_writer.set()
         self._wake_timer.set()
 
-    async def _enqueue(self, data: str | bytes) -> None:
+    async def _enqueue(self, data: Piece) -> None:
         if self._conn.state is State.OPEN:
             # Waits while max_queue messages wait: we stop reading, and the
             # peer meets TCP backpressure. (put() returns False, dropping the
@@ -340,18 +346,61 @@ class WebSocket:
             return ConnectionClosedError(1006, "the connection is closing")
         return closed_error(end.code, end.reason)
 
+    async def _next_piece(self, reader: object = None) -> Piece:
+        stream = self._piece_stream
+        if stream is not None and stream is not reader:
+            # A recv_stream() was left mid-message: its rest is discarded.
+            self._skip_rest = not stream.done
+            stream.done = True
+            self._piece_stream = None
+        try:
+            piece = await self._queue.get()
+            while self._skip_rest:
+                self._skip_rest = not piece[1]
+                piece = await self._queue.get()
+        except anyio.EndOfStream:
+            raise self._closed_error() from None
+        return piece
+
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Cancel-safe: a message whose pieces were partly taken when a ``recv()``
+        was cancelled is completed by the next call.
 
         Raises:
             ConnectionClosedOK: the connection closed normally (1000 or 1001)
                 and every message that arrived before was already returned.
             ConnectionClosedError: it closed for any other reason.
         """
-        try:
-            return await self._queue.get()
-        except anyio.EndOfStream:
-            raise self._closed_error() from None
+        parts = self._partial
+        while True:
+            data, fin = await self._next_piece()
+            if fin and not parts:
+                return data  # the common case: a message in one piece
+            parts.append(data)
+            if fin:
+                self._partial = []
+                return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+
+    def recv_stream(self) -> AsyncIterator[str | bytes]:
+        """Iterate over the next message in pieces as they arrive (``str`` or ``bytes``).
+
+        For messages too large to hold at once: ``async for piece in
+        ws.recv_stream()``. Each piece is what one read delivered (text is
+        decoded and UTF-8-checked on the way). Leaving the loop early
+        discards the rest of that message at the next receive.
+
+        Raises:
+            UsageError: a cancelled ``recv()`` left a message half read.
+            ConnectionClosed: (while iterating) the connection closed before
+                the message ended.
+        """
+        if self._partial:
+            raise UsageError("a cancelled recv() left a message half read: call recv() first")
+        stream = _PieceStream(self)
+        self._piece_stream = stream
+        return stream
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -487,3 +536,30 @@ class WebSocket:
     def __repr__(self) -> str:
         peer = self._transport.peer
         return f"<WebSocket {self._conn.state.value} peer={peer!r}>"
+
+
+@final
+class _PieceStream:
+    """The pieces of one message, for :meth:`WebSocket.recv_stream`.
+
+    A class rather than an async generator: a generator left by ``break`` is
+    only finalized later, while this one is known to be unfinished at once.
+    """
+
+    __slots__ = ("_ws", "done")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        self.done = False
+
+    def __aiter__(self) -> _PieceStream:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        if self.done:
+            raise StopAsyncIteration
+        data, fin = await self._ws._next_piece(self)
+        if fin:
+            self.done = True
+            self._ws._piece_stream = None
+        return data

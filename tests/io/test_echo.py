@@ -207,3 +207,51 @@ async def test_the_task_group_start_idiom_works():
                 await ws.send("x")
                 assert await ws.recv() == "x"
             server.close()
+
+
+async def test_recv_stream_hands_over_a_large_message_in_pieces():
+    async def streamer(ws: WebSocket) -> None:
+        await ws.send_fragments([b"a" * 100_000, b"b" * 100_000, b"c" * 100_000])
+        await ws.send("after")
+        await ws.send_fragments(["x" * 50_000, "y" * 50_000])
+        await ws.send("last")
+
+    with anyio.fail_after(5):
+        async with wskit.serve(streamer, "127.0.0.1", 0) as server:
+            async with wskit.connect(
+                f"ws://127.0.0.1:{server.port}/", compression=None
+            ) as ws:
+                pieces = [piece async for piece in ws.recv_stream()]
+                assert len(pieces) > 1
+                assert b"".join(pieces) == b"a" * 100_000 + b"b" * 100_000 + b"c" * 100_000
+                assert await ws.recv() == "after"
+                # Leaving a stream early discards the rest of its message.
+                async for piece in ws.recv_stream():
+                    assert piece.startswith("x")
+                    break
+                assert await ws.recv() == "last"
+
+
+async def test_a_cancelled_recv_loses_no_part_of_a_message():
+    release = anyio.Event()
+
+    async def slow_sender(ws: WebSocket) -> None:
+        async def pieces():
+            yield b"first half, "
+            yield b""  # send_fragments sends a piece once the next one exists
+            await release.wait()
+            yield b"second half"
+
+        await ws.send_fragments(pieces())
+        await ws.recv()
+
+    with anyio.fail_after(5):
+        async with wskit.serve(slow_sender, "127.0.0.1", 0) as server:
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+                with anyio.move_on_after(0.2) as waited:
+                    await ws.recv()  # takes the first piece, then is cancelled
+                assert waited.cancelled_caught
+                assert ws._partial == [b"first half, "]
+                release.set()
+                assert await ws.recv() == b"first half, second half"
+                await ws.send("done")
