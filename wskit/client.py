@@ -11,7 +11,6 @@ Every failure to connect is a :class:`~wskit.errors.HandshakeError`:
 from __future__ import annotations
 
 import base64
-import contextlib
 import math
 import socket
 import ssl as _ssl
@@ -22,14 +21,13 @@ from typing import final
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
 
 from ._groups import exit_unwrapped
-from .backends.errors import TRANSPORT_ERRORS
+from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import stream_from_socket
 from .backends.sockets import open_tcp_stream
-from .backends.transport import describe
+from .backends.transport import describe, wrap_client_tls
 from .backends.unix import open_unix_stream
 from .core import Accepted, ClientConnection, Event, Terminated
 from .errors import ConnectionFailed, HandshakeError, HandshakeTimeout, InvalidResponse
@@ -40,7 +38,7 @@ from .websocket import READ_SIZE, WebSocket
 __all__ = ["Connect", "connect"]
 
 # OSError (so ssl.SSLError too) is among TRANSPORT_ERRORS.
-_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
+
 
 
 @final
@@ -89,7 +87,7 @@ class Connect:
         try:
             with anyio.fail_after(math.inf if timeout is None else timeout):
                 stream = await self._open_transport()
-                stack.push_async_callback(_aclose_quietly, stream)
+                stack.push_async_callback(aclose_quietly, stream)
                 conn, early = await self._handshake(stream)
             ws = WebSocket(
                 conn,
@@ -152,20 +150,9 @@ class Connect:
                     tcp_keepalive=self._tcp_keepalive,
                 )
             if self._ssl is not None:
-                try:
-                    stream = await TLSStream.wrap(
-                        stream,
-                        server_side=False,
-                        hostname=self._server_hostname,
-                        ssl_context=self._ssl,
-                        standard_compatible=False,
-                    )
-                except BaseException:
-                    # A failed (or timed out) TLS handshake leaves the TCP
-                    # stream open: nothing else would close it.
-                    await _aclose_quietly(stream)
-                    raise
-        except _TRANSPORT_ENDED as exc:
+                # Closes the TCP stream itself if the handshake fails or times out.
+                stream = await wrap_client_tls(stream, self._ssl, self._server_hostname)
+        except TRANSPORT_ENDED as exc:
             raise ConnectionFailed(
                 f"could not connect to {self._uri.host_header}: {str(exc) or type(exc).__name__}"
             ) from exc
@@ -211,12 +198,6 @@ async def _run_shielded(ws: WebSocket) -> None:
     # so the server saw 1006 and the client was left CLOSING).
     with anyio.CancelScope(shield=True):
         await ws.run()
-
-
-async def _aclose_quietly(stream: anyio.abc.AsyncResource) -> None:
-    # The peer may be gone already: then there is nothing left to release.
-    with anyio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ENDED):
-        await stream.aclose()
 
 
 def connect(

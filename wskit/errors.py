@@ -78,7 +78,10 @@ class ConnectionClosed(WskitError):
 
 @final
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection closed normally (1000 or 1001); iteration just ends."""
+    """The connection closed normally (1000, 1001, or 1005: a close frame without a code).
+
+    Iteration over a WebSocket just ends.
+    """
 
 
 @final

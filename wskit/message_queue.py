@@ -61,7 +61,19 @@ class MessageQueue:
         self._notify()
         return item
 
-    def close(self) -> None:
-        """No more messages will come; waiting ``put()`` calls return False."""
+    def has_room(self) -> bool:
+        """Whether ``put()`` would queue at once."""
+        return len(self._items) < self._capacity
+
+    def close(self, *, keep_incomplete: bool = True) -> None:
+        """No more pieces will come; waiting ``put()`` calls return False.
+
+        Args:
+            keep_incomplete: False drops the pieces of a message whose last
+                piece is not queued, so that what remains ends on whole messages.
+        """
+        if not keep_incomplete:
+            while self._items and not self._items[-1][1]:
+                self._items.pop()
         self._closed = True
         self._notify()

@@ -10,7 +10,6 @@ returns within ``close_timeout``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import socket
@@ -22,17 +21,16 @@ from typing import final
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
 
 from ._groups import exit_unwrapped
-from .backends.errors import TRANSPORT_ERRORS
+from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners
-from .backends.transport import describe
+from .backends.transport import describe, wrap_server_tls
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, Terminated
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, UsageError
 from .options import Compression, Options
 from .responses import Response
 from .websocket import READ_SIZE, WebSocket
@@ -42,7 +40,7 @@ __all__ = ["Handler", "ProcessRequest", "Server", "serve"]
 logger = logging.getLogger("wskit.server")
 
 # ssl.SSLError is an OSError, so TRANSPORT_ERRORS covers failed TLS handshakes.
-_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
+
 
 Handler = Callable[[WebSocket], Awaitable[None]]
 """The application: called with each open connection; returning closes it with 1000."""
@@ -106,6 +104,7 @@ class Server:
         # cancelling it on shutdown must not cancel the body of ``async with serve()``.
         self._connection_scope = anyio.CancelScope()
         self._stopped = anyio.Event()
+        self._close_called_at = math.inf
         self._accepting = anyio.CancelScope()
         self._closing = anyio.Event()
         self._handlers_done = anyio.Event()
@@ -128,7 +127,7 @@ class Server:
         for sock in self.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 return int(sock.getsockname()[1])
-        raise OSError("this server has no TCP listener (it listens on a Unix socket)")
+        raise UsageError("this server has no port: it listens on a Unix socket")
 
     @property
     def connections(self) -> frozenset[WebSocket]:
@@ -193,6 +192,10 @@ class Server:
         """
         if self._closing.is_set():
             return
+        try:
+            self._close_called_at = anyio.current_time()
+        except RuntimeError:  # outside the event loop (a signal handler): count from now on
+            self._close_called_at = math.inf
         self._closing.set()
         self._accepting.cancel()
         if not self._listeners:  # never started: nothing to wait for
@@ -205,9 +208,16 @@ class Server:
             ws._start_closing(1001, "server shutting down")
 
     async def wait_closed(self) -> None:
-        """Wait until every connection is closed, at most ``close_timeout`` after close()."""
+        """Wait until :meth:`close` is called and every connection has closed.
+
+        Connections still open ``close_timeout`` after ``close()`` are aborted.
+        """
+        await self._closing.wait()
+        if self._close_called_at == math.inf:  # close() ran outside the loop
+            self._close_called_at = anyio.current_time()
         timeout = self._options.close_timeout
-        with anyio.move_on_after(math.inf if timeout is None else timeout + 1.0):
+        deadline = math.inf if timeout is None else self._close_called_at + timeout
+        with anyio.CancelScope(deadline=deadline):
             while self._active:
                 await self._handlers_done.wait()
         for shield in self._shields:
@@ -286,9 +296,7 @@ class Server:
         try:
             with scope:
                 if self._ssl is not None:
-                    stream = await TLSStream.wrap(
-                        stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
-                    )
+                    stream = await wrap_server_tls(stream, self._ssl)
                 request = await self._read_request(stream, conn)
                 if request is None or self._closing.is_set():
                     return None
@@ -314,19 +322,20 @@ class Server:
                 )
             if scope.cancelled_caught and not self._closing.is_set():
                 logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
-        except _TRANSPORT_ENDED as exc:
+        except TRANSPORT_ENDED as exc:
             logger.debug("handshake failed: %r", exc)
         except Exception:
             logger.exception("the opening handshake failed unexpectedly: answering 500")
             if conn.request is not None and conn.events() == [] and ws is None:
                 conn.respond(500, (), b"internal server error\n")
-                with anyio.move_on_after(1), anyio.CancelScope(shield=True):
+                # Shield first, then the bound: a deadline inside a shield applies.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await stream.send(conn.data_to_send())
         finally:
             self._handshakes.discard(scope)
             if ws is None:
                 with anyio.CancelScope(shield=True):
-                    await _close_quietly(stream)
+                    await aclose_quietly(stream)
         return ws
 
     async def _read_request(
@@ -377,12 +386,6 @@ class Server:
                 await ws.wait_closed()
         finally:
             self._connections.discard(ws)
-
-
-async def _close_quietly(stream: anyio.abc.AsyncResource) -> None:
-    # The peer may be gone already: then there is nothing left to release.
-    with contextlib.suppress(*_TRANSPORT_ENDED):
-        await stream.aclose()
 
 
 def serve(

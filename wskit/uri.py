@@ -56,6 +56,13 @@ def parse_uri(uri: str) -> WebSocketURI:
         raise InvalidURI(f"{uri!r} has no host")
     if parts.fragment:
         raise InvalidURI(f"{uri!r} has a fragment (#...): WebSocket URLs cannot have one")
+    host = parts.hostname
+    if ":" not in host and not host.isascii():
+        # An internationalized name: its ASCII form goes into Host and DNS.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURI(f"{uri!r} has a host name that IDNA cannot encode: {exc}") from None
     secure = parts.scheme == "wss"
     resource = parts.path or "/"
     if parts.query:
@@ -64,7 +71,7 @@ def parse_uri(uri: str) -> WebSocketURI:
     resource = urllib.parse.quote(resource, safe="/?=&%:@!$'()*+,;~-._")
     return WebSocketURI(
         secure=secure,
-        host=parts.hostname,
+        host=host,
         port=port if port is not None else (443 if secure else 80),
         resource=resource,
         user=urllib.parse.unquote(parts.username) if parts.username else None,

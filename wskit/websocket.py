@@ -21,7 +21,6 @@ or in flight); ``recv()`` and iteration take messages from the queue.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -30,7 +29,7 @@ from typing import Any, final
 import anyio
 import anyio.abc
 
-from .backends.errors import TRANSPORT_ERRORS
+from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.transport import TransportInfo
 from .core import (
     ClientConnection,
@@ -56,12 +55,12 @@ from .message_queue import MessageQueue, Piece
 
 __all__ = ["WebSocket"]
 
-_TRANSPORT_ENDED: tuple[type[Exception], ...] = (anyio.EndOfStream, *TRANSPORT_ERRORS)
 
 READ_SIZE = 65536
 """Bytes asked of the transport per read: large reads amortize the per-call cost."""
 
-_NORMAL_CLOSURES = frozenset({1000, 1001})
+# 1005: a close frame without a code, which is how a browser's plain close() ends.
+_NORMAL_CLOSURES = frozenset({1000, 1001, 1005})
 
 
 def closed_error(code: int, reason: str) -> ConnectionClosed:
@@ -118,7 +117,14 @@ class WebSocket:
         self._terminated = anyio.Event()
         self._closed = anyio.Event()
         self._inflight = 0
-        self._pings: dict[bytes, tuple[anyio.Event, list[float | None]]] = {}
+        # ping() waiters: payload -> (done, the RTT once known, send time)
+        self._pings: dict[bytes, tuple[anyio.Event, list[float], float]] = {}
+        self._close_sent: tuple[int, str] | None = None
+        # Set while send_fragments() holds the message stream: other sends wait.
+        self._fragmenting: anyio.Event | None = None
+        # With compression, one read may inflate ~1000x: feed the core in
+        # slices and queue after each, so max_queue bounds memory again.
+        self._slice = 1024 if conn.compression is not None else 0
         self._end: Terminated | None = None
         self._early_events: list[Event] = early_events or []
 
@@ -205,23 +211,20 @@ class WebSocket:
             self._end = event
             self._terminated.set()
             self._queue.close()
-            for done, _ in self._pings.values():
+            for done, _, _ in self._pings.values():
                 done.set()
             self._drained.set()
 
     def _pong(self, pong: Pong) -> None:
-        # A pong answers its ping and every earlier one (the core's rule).
-        answered = []
-        for payload in self._pings:
-            answered.append(payload)
-            if payload == pong.payload:
-                break
-        else:
-            return
-        for payload in answered:
-            done, rtt = self._pings.pop(payload)
-            rtt.append(pong.rtt)
-            done.set()
+        # The core says which pings this pong answers: its own and every
+        # earlier one (a keepalive pong may answer a ping() of ours too).
+        for payload in pong.acknowledged:
+            waiter = self._pings.pop(payload, None)
+            if waiter is not None:
+                done, rtt, sent_at = waiter
+                exact = pong.rtt if payload == pong.payload else None
+                rtt.append(exact if exact is not None else anyio.current_time() - sent_at)
+                done.set()
 
     async def _reader(self) -> None:
         try:
@@ -231,12 +234,18 @@ class WebSocket:
             while True:
                 try:
                     data = await self._stream.receive(READ_SIZE)
-                except _TRANSPORT_ENDED:
+                except TRANSPORT_ENDED:
                     self._conn.receive_eof()
                     self._after_core_call()
                     return
-                self._conn.receive_data(data, now=anyio.current_time())
-                await self._dispatch(self._conn.events())
+                if self._slice and len(data) > self._slice:
+                    for start in range(0, len(data), self._slice):
+                        piece = data[start : start + self._slice]
+                        self._conn.receive_data(piece, now=anyio.current_time())
+                        await self._dispatch(self._conn.events())
+                else:
+                    self._conn.receive_data(data, now=anyio.current_time())
+                    await self._dispatch(self._conn.events())
         finally:
             self._reader_done.set()
 
@@ -252,20 +261,25 @@ class WebSocket:
         self._wake_writer.set()
         self._wake_timer.set()
 
-    async def _enqueue(self, data: Piece) -> None:
+    async def _enqueue(self, piece: Piece) -> None:
         if self._conn.state is State.OPEN:
-            # Waits while max_queue messages wait: we stop reading, and the
-            # peer meets TCP backpressure. (put() returns False, dropping the
-            # message, if the connection ended meanwhile.)
-            with anyio.CancelScope() as self._pause:
-                await self._queue.put(data)
-            self._pause = None
-        elif self._max_queue is None or len(self._queue) < self._max_queue:
-            await self._queue.put(data)  # there is room: returns at once
-        # Else we are closing and the queue is full: the message is dropped.
-        # Pausing now would keep us from reading the peer's close frame, and
-        # a handler that returned (or called close()) with a full queue would
-        # wait out close_timeout and end with 1006 instead of a clean close.
+            # Waits while max_queue pieces wait: we stop reading, and the peer
+            # meets TCP backpressure. Cancelled if we start closing meanwhile.
+            with anyio.CancelScope() as pause:
+                self._pause = pause
+                try:
+                    await self._queue.put(piece)  # False: the connection ended
+                    return
+                finally:
+                    self._pause = None
+        elif self._queue.has_room():
+            await self._queue.put(piece)  # returns at once
+            return
+        # We are closing and the queue is full. Pausing now would keep us from
+        # reading the peer's close frame (a handler that returned with a full
+        # queue would wait out close_timeout and end with 1006), so messages
+        # stop here: what is queued ends on whole messages, nothing follows.
+        self._queue.close(keep_incomplete=False)
 
     async def _writer(self) -> None:
         while True:
@@ -333,26 +347,29 @@ class WebSocket:
         return self._end is not None and self._end.error is None and self._end.code != 1006
 
     async def _release_transport(self) -> None:
-        # The peer may be gone already: then there is nothing left to release.
-        with contextlib.suppress(*_TRANSPORT_ENDED):
-            await self._stream.aclose()
+        await aclose_quietly(self._stream)
         self._closed.set()
 
     # -------------------------------------------------------------- messages
 
     def _closed_error(self) -> ConnectionClosed:
         end = self._end
-        if end is None:
-            return ConnectionClosedError(1006, "the connection is closing")
-        return closed_error(end.code, end.reason)
+        if end is not None:
+            return closed_error(end.code, end.reason)
+        if self._close_sent is not None:  # we are closing: say with what
+            return closed_error(*self._close_sent)
+        return ConnectionClosedError(1006, "the connection is closing")
 
-    async def _next_piece(self, reader: object = None) -> Piece:
+    def _abandon_piece_stream(self, reader: object = None) -> None:
         stream = self._piece_stream
         if stream is not None and stream is not reader:
             # A recv_stream() was left mid-message: its rest is discarded.
-            self._skip_rest = not stream.done
+            self._skip_rest = self._skip_rest or not stream.done
             stream.done = True
             self._piece_stream = None
+
+    async def _next_piece(self, reader: object = None) -> Piece:
+        self._abandon_piece_stream(reader)
         try:
             piece = await self._queue.get()
             while self._skip_rest:
@@ -369,7 +386,7 @@ class WebSocket:
         was cancelled is completed by the next call.
 
         Raises:
-            ConnectionClosedOK: the connection closed normally (1000 or 1001)
+            ConnectionClosedOK: the connection closed normally (1000, 1001, 1005)
                 and every message that arrived before was already returned.
             ConnectionClosedError: it closed for any other reason.
         """
@@ -398,6 +415,7 @@ class WebSocket:
         """
         if self._partial:
             raise UsageError("a cancelled recv() left a message half read: call recv() first")
+        self._abandon_piece_stream()
         stream = _PieceStream(self)
         self._piece_stream = stream
         return stream
@@ -427,6 +445,8 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
+        if self._fragmenting is not None:
+            await self._wait_for_message_stream()
         await self._send_piece(message, compress=compress, fin=True)
 
     async def send_fragments(
@@ -440,6 +460,8 @@ class WebSocket:
         All fragments must be of one type (all ``str`` or all ``bytes``). An
         empty iterable sends nothing.
         """
+        await self._wait_for_message_stream()
+        self._fragmenting = anyio.Event()
         pending: str | bytes | None = None
         started = False
         try:
@@ -463,6 +485,14 @@ class WebSocket:
             if started:
                 self._start_closing(1011, "a fragmented message was interrupted")
             raise
+        finally:
+            done, self._fragmenting = self._fragmenting, None
+            done.set()
+
+    async def _wait_for_message_stream(self) -> None:
+        # Frames of one message must not interleave with another message's.
+        while self._fragmenting is not None:
+            await self._fragmenting.wait()
 
     async def _send_piece(
         self, data: str | bytes | bytearray | memoryview, *, compress: bool | None, fin: bool
@@ -497,11 +527,14 @@ class WebSocket:
         except InvalidState:
             raise self._closed_error() from None
         done = anyio.Event()
-        rtt: list[float | None] = []
-        self._pings[payload] = (done, rtt)
+        rtt: list[float] = []
+        self._pings[payload] = (done, rtt, anyio.current_time())
         self._wake_writer.set()
-        await done.wait()
-        if not rtt or rtt[0] is None:
+        try:
+            await done.wait()
+        finally:
+            self._pings.pop(payload, None)  # cancelled: forget the waiter
+        if not rtt:
             raise self._closed_error()
         return rtt[0]
 
@@ -519,6 +552,7 @@ class WebSocket:
     def _start_closing(self, code: int, reason: str) -> None:
         if self._conn.state is State.OPEN:
             self._conn.close(code, reason)
+            self._close_sent = (code, reason)
             try:
                 self._close_started = anyio.current_time()
             except RuntimeError:

@@ -21,6 +21,7 @@ from wskit.core import (
     State,
     Terminated,
 )
+from wskit.core.connection import _MAX_PONGS_OWED
 from wskit.errors import PayloadTooBig, ProtocolError
 
 SIDES = pytest.mark.parametrize("client", [False, True], ids=["server", "client"])
@@ -242,16 +243,75 @@ def test_ping_is_answered_with_a_pong_carrying_its_payload(client):
     assert data.endswith(b"abc") or client  # a client masks its pong
 
 
+def pongs_sent(pair: Pair, client: bool) -> list[bytes]:
+    """The payloads of the pongs the ``client``-side end sends now, as its peer reads them."""
+    peer = pair.side(not client)
+    peer.receive_data(pair.side(client).data_to_send())
+    return [event.payload for event in peer.events() if isinstance(event, Pong)]
+
+
 @SIDES
-def test_a_ping_flood_leaves_a_single_pong_to_send(client):
-    conn = receiver(client)
+@pytest.mark.parametrize("chunk", [None, 1], ids=["one-read", "octet-wise"])
+def test_every_ping_of_a_burst_gets_its_own_pong_in_order(client, chunk):
+    # Autobahn 2.10 and 2.11: ten pings in a row (in one read, or one octet
+    # per read), then a close; every ping must be answered (only the last
+    # one was, when pongs owed were coalesced into one).
+    pair = Pair.open()
+    conn = pair.side(client)
+    payloads = [f"payload-{i}".encode() for i in range(10)]
+    data = b"".join(peer_frame(client, PING, payload) for payload in payloads)
+    pieces = [data] if chunk is None else [data[i : i + 1] for i in range(len(data))]
+    for piece in pieces:
+        conn.receive_data(piece)
+    assert conn.events() == [Ping(payload) for payload in payloads]
+    assert pongs_sent(pair, client) == payloads
+
+
+@SIDES
+def test_pongs_owed_before_our_close_frame_leave_before_it(client):
+    pair = Pair.open()
+    conn = pair.side(client)
+    conn.receive_data(peer_frame(client, PING, b"1") + peer_frame(client, PING, b"2"))
+    conn.close(1000)
+    peer = pair.side(not client)
+    peer.receive_data(conn.data_to_send())
+    events = peer.events()
+    assert [type(event).__name__ for event in events] [:3] == ["Pong", "Pong", "CloseReceived"]
+    assert [event.payload for event in events[:2]] == [b"1", b"2"]
+
+
+@SIDES
+def test_a_pong_owed_leaves_before_the_reply_to_a_message_that_came_after_its_ping(client):
+    # Autobahn 5.6/5.7 (and 5.19/5.20 on the client side): a ping between two
+    # fragments of a message; the pong must precede the echo of the message
+    # (it was written only at data_to_send(), after the echo already queued).
+    pair = Pair.open()
+    conn = pair.side(client)
+    conn.receive_data(
+        peer_frame(client, TEXT, b"fragment1", fin=False)
+        + peer_frame(client, PING, b"ping payload")
+        + peer_frame(client, CONTINUATION, b"fragment2")
+    )
+    [ping, message] = conn.events()
+    assert ping == Ping(b"ping payload")
+    assert message == Message("fragment1fragment2")
+    conn.send_text(message.data)
+    peer = pair.side(not client)
+    peer.receive_data(conn.data_to_send())
+    assert peer.events() == [Pong(b"ping payload"), Message("fragment1fragment2")]
+
+
+@SIDES
+def test_a_ping_flood_leaves_a_bounded_number_of_pongs_to_send(client):
+    pair = Pair.open()
+    conn = pair.side(client)
     pings = b"".join(peer_frame(client, PING, str(i).encode()) for i in range(10_000))
-    events = feed(conn, pings, client=client)
-    assert len(events) == 10_000
-    assert conn.buffered_amount == 0  # the owed pong is not buffered until asked for
-    data = conn.data_to_send()
-    assert data[0] == 0x8A
-    assert len(data) <= 2 + 4 + 4  # one pong, masked or not, with "9999"
+    conn.receive_data(pings)
+    assert len(conn.events()) == 10_000
+    assert conn.buffered_amount == 0  # the owed pongs are not buffered until asked for
+    # Only the latest pings of the flood are answered (RFC 6455 §5.5.3).
+    expected = [str(i).encode() for i in range(10_000 - _MAX_PONGS_OWED, 10_000)]
+    assert pongs_sent(pair, client) == expected
 
 
 @SIDES

@@ -75,7 +75,7 @@ def test_an_application_ping_reports_its_rtt(client):
     peer.receive_data(side.data_to_send())
     peer.events()
     side.receive_data(peer.data_to_send(), now=10.5)
-    assert side.events() == [Pong(b"app", 0.5)]
+    assert side.events() == [Pong(b"app", 0.5, (b"app",))]
 
 
 @SIDES
@@ -125,3 +125,14 @@ def test_a_silent_peer_does_not_grow_the_ping_table_without_a_timeout():
         pair.server.tick(float(now))
         pair.server.data_to_send()
     assert len(pair.server._pending_pings) <= 1
+
+
+def test_a_pong_acknowledges_every_earlier_ping_and_says_so():
+    from tests.frames import PONG, frame
+
+    pair = Pair.open()
+    pair.client.send_ping(b"a", now=1.0)
+    pair.client.send_ping(b"b", now=2.0)
+    pair.client.data_to_send()
+    pair.client.receive_data(frame(PONG, b"b", mask=False), now=2.5)
+    assert pair.client.events() == [Pong(b"b", 0.5, (b"a", b"b"))]

@@ -97,7 +97,7 @@ async def test_unix_socket(tmp_path):
     echo = RecordingEcho()
     with anyio.fail_after(5):
         async with wskit.serve(echo, unix_path=path) as server:
-            with pytest.raises(OSError, match="Unix socket"):
+            with pytest.raises(wskit.UsageError, match="Unix socket"):
                 _ = server.port
             async with wskit.connect("ws://localhost/chat", unix_path=path) as ws:
                 await round_trip(ws)

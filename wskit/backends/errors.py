@@ -19,8 +19,15 @@ from collections.abc import Iterator
 from typing import final
 
 import anyio
+import anyio.abc
 
-__all__ = ["TRANSPORT_ERRORS", "TransportClosed", "map_transport_errors"]
+__all__ = [
+    "TRANSPORT_ENDED",
+    "TRANSPORT_ERRORS",
+    "TransportClosed",
+    "aclose_quietly",
+    "map_transport_errors",
+]
 
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     anyio.BrokenResourceError,
@@ -89,3 +96,17 @@ def _describe(exc: BaseException) -> str:
     if cause is not None:
         return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
     return str(exc) or type(exc).__name__
+
+
+TRANSPORT_ENDED: tuple[type[Exception], ...] = (
+    anyio.EndOfStream,
+    TransportClosed,
+    *TRANSPORT_ERRORS,
+)
+"""Everything that means "this stream is over", a clean end of input included."""
+
+
+async def aclose_quietly(resource: anyio.abc.AsyncResource) -> None:
+    """Close ``resource``, shielded from cancellation, ignoring a transport already gone."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(*TRANSPORT_ENDED):
+        await resource.aclose()

@@ -348,13 +348,14 @@ class FrameEngine:
         """Frame one message, or one fragment of a message (``fin=False``)."""
         if self._sending_text is None:
             self._guard.compress_next = compress
-        self._sending_text = None if fin else isinstance(data, str)
         message: TextMessage | BytesMessage
         if isinstance(data, str):
             message = TextMessage(data=data, message_finished=fin)
         else:
             message = BytesMessage(data=data, message_finished=fin)
-        return self._wsproto.send(message)
+        frame = self._wsproto.send(message)  # may raise UnicodeEncodeError: no state changed
+        self._sending_text = None if fin else isinstance(data, str)
+        return frame
 
     def send_ping(self, payload: bytes) -> bytes:
         """Frame a ping."""

@@ -15,6 +15,7 @@ The two sides differ only in their opening handshake:
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable
 
 from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
@@ -34,6 +35,14 @@ _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | froz
     range(3000, 5000)
 )
 _MAX_CONTROL_PAYLOAD = 125
+# Pongs owed at once: every ping of a burst is answered (Autobahn 2.10 and
+# 2.11 expect it), but a flood against a stalled writer keeps only the latest
+# ones (RFC 6455 §5.5.3 allows answering only the most recent ping): at most
+# this many pongs of at most 131 bytes each wait for data_to_send().
+_MAX_PONGS_OWED = 16
+
+
+_NOT_UTF8 = "{what} cannot be encoded in UTF-8 (a lone surrogate?): {exc}"
 
 
 def _check_close_code(code: int, reason: str) -> None:
@@ -41,7 +50,11 @@ def _check_close_code(code: int, reason: str) -> None:
         raise UsageError(
             f"close code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"
         )
-    if len(reason.encode()) > _MAX_CONTROL_PAYLOAD - 2:
+    try:
+        encoded = reason.encode()
+    except UnicodeEncodeError as exc:
+        raise UsageError(_NOT_UTF8.format(what="a close reason", exc=exc)) from None
+    if len(encoded) > _MAX_CONTROL_PAYLOAD - 2:
         raise UsageError("a close reason must be at most 123 bytes once encoded in UTF-8")
 
 
@@ -65,7 +78,7 @@ class Connection:
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         self._pending_pings: dict[bytes, float | None] = {}
         self._keepalive_payload: bytes | None = None
-        self._pong_owed: bytes | None = None
+        self._pongs_owed: deque[bytes] = deque(maxlen=_MAX_PONGS_OWED)
         self._now: float | None = None
         self._close_deadline: float | None = None
         self._close_sent: tuple[int | None, str] | None = None
@@ -101,7 +114,7 @@ class Connection:
     ) -> None:
         self._set_state(State.CLOSED)
         self._engine = None  # frees the compression contexts at once
-        self._pong_owed = None
+        self._pongs_owed.clear()
         self._events.append(Terminated(code, reason, error))
 
     def _open(self, deflate: DeflateParams | None, trailing: bytes) -> None:
@@ -160,10 +173,11 @@ class Connection:
             if isinstance(event, Message | Fragment):
                 self._events.append(event)
             elif isinstance(event, Ping):
-                # RFC 6455 §5.5.3: answering only the latest of several pings
-                # is allowed; it keeps a ping flood from growing our buffer.
+                # Each ping gets its pong, but only the latest _MAX_PONGS_OWED
+                # of a flood are kept (RFC 6455 §5.5.3 allows answering only
+                # the latest): pings cannot grow our buffer without bound.
                 if self._state is State.OPEN:
-                    self._pong_owed = event.payload
+                    self._pongs_owed.append(event.payload)
                 self._events.append(event)
             elif isinstance(event, Pong):
                 self._events.append(self._pong_received(event.payload, now))
@@ -193,14 +207,14 @@ class Connection:
         if sent_at is not None and now is not None:
             rtt = max(0.0, now - sent_at)
             self.latency = rtt
-        return Pong(payload, rtt)
+        return Pong(payload, rtt, tuple(acknowledged))
 
     def _close_received(self, event: CloseReceived) -> None:
         self._events.append(event)
         if self._state is State.OPEN:
-            # A pong still owed is dropped: after the peer's close frame the
+            # Pongs still owed are dropped: after the peer's close frame the
             # only frame left to send is our own close (RFC 6455 §5.5.1).
-            self._pong_owed = None
+            self._pongs_owed.clear()
             # Echo the peer's code (RFC 6455 §5.5.1); no code when it sent none.
             code = None if event.code == 1005 else event.code
             assert self._engine is not None
@@ -254,12 +268,21 @@ class Connection:
         if ongoing is not None and ongoing != isinstance(data, str):
             kind = "text" if ongoing else "binary"
             raise UsageError(f"a fragmented {kind} message is under way: finish it with fin=True")
-        if compress is None:
-            options = self.config.compression
-            compress = (
-                options is not None and _encoded_size(data, options.threshold) >= options.threshold
-            )
-        self._write(engine.send_data(data, fin=fin, compress=compress))
+        try:
+            if compress is None:
+                options = self.config.compression
+                compress = (
+                    options is not None
+                    and _encoded_size(data, options.threshold) >= options.threshold
+                )
+            frame = engine.send_data(data, fin=fin, compress=compress)
+        except UnicodeEncodeError as exc:
+            raise UsageError(_NOT_UTF8.format(what="text", exc=exc)) from None
+        # Pongs owed answer pings that came before anything the application
+        # sends now (a reply to a message that followed a ping, say): they
+        # leave first (Autobahn 5.6, 5.7, 5.19, 5.20).
+        self._flush_pongs()
+        self._write(frame)
 
     def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
         """Send a ping; its pong arrives as a :class:`Pong` event with the round trip time.
@@ -301,15 +324,16 @@ class Connection:
 
     def _send_close_frame(self, code: int, reason: str) -> None:
         assert self._engine is not None
-        self._flush_pong()
+        self._flush_pongs()
         reason_bytes = reason.encode()[: _MAX_CONTROL_PAYLOAD - 2]
         self._write(self._engine.send_close(code, reason_bytes.decode(errors="ignore")))
         self._close_sent = (code, reason)
 
-    def _flush_pong(self) -> None:
-        if self._pong_owed is not None and self._engine is not None:
-            self._write(self._engine.send_pong(self._pong_owed))
-        self._pong_owed = None
+    def _flush_pongs(self) -> None:
+        if self._engine is not None:
+            for payload in self._pongs_owed:
+                self._write(self._engine.send_pong(payload))
+        self._pongs_owed.clear()
 
     # ----------------------------------------------------------------- output
 
@@ -324,8 +348,8 @@ class Connection:
         Call it after every call into the connection, receiving included:
         pongs, close echoes and failure closes are queued by the core itself.
         """
-        if self._pong_owed is not None and self._state is State.OPEN:
-            self._flush_pong()
+        if self._pongs_owed and self._state is State.OPEN:
+            self._flush_pongs()
         out = self._out
         if not out:
             return b""

@@ -142,8 +142,9 @@ class Ping:
     """The peer sent a ping.
 
     The core answers it: the next :meth:`~wskit.core.Connection.data_to_send`
-    carries the pong. Pings that arrive before that share one pong, for the
-    latest of them (RFC 6455 §5.5.3), so a ping flood cannot grow the output.
+    carries the pong, unless a data frame we send comes first (it then
+    follows the pong). At most 16 pongs are owed at a time, for the latest
+    pings (RFC 6455 §5.5.3), so a ping flood cannot grow the output.
     """
 
     payload: bytes = b""
@@ -157,10 +158,14 @@ class Pong:
         payload: the pong's payload.
         rtt: seconds between our ping and this pong when it answers a ping
             the core sent and both times were known, else None.
+        acknowledged: the payloads of every ping of ours this pong answers:
+            its own and each earlier one still waiting (a peer may answer
+            only the latest of several pings, RFC 6455 §5.5.3).
     """
 
     payload: bytes = b""
     rtt: float | None = None
+    acknowledged: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
