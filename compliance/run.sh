@@ -71,7 +71,10 @@ summarize_args=()
 log() { echo "[compliance] $*" >&2; }
 
 # Set up (or check) wstest once; the test scripts then use it as it is.
-WSTEST="$(bash "$TOOLS/setup.sh" | tail -n 1)"
+if ! WSTEST="$(bash "$TOOLS/setup.sh" | tail -n 1)" || [ ! -x "$WSTEST" ]; then
+  log "the harness's setup.sh failed: no wstest to run"
+  exit 1
+fi
 export WSTEST
 
 free_port() {
