@@ -32,13 +32,14 @@ from .backends.unix import open_unix_stream
 from .core import Accepted, ClientConnection, Event, Terminated
 from .errors import ConnectionFailed, HandshakeError, HandshakeTimeout, InvalidResponse
 from .options import Compression, Options
+from .plugins.base import ClientRequest, Plugin
+from .plugins.chain import PluginChain
 from .uri import WebSocketURI, parse_uri
 from .websocket import READ_SIZE, WebSocket
 
 __all__ = ["Connect", "connect"]
 
 # OSError (so ssl.SSLError too) is among TRANSPORT_ERRORS.
-
 
 
 @final
@@ -59,8 +60,12 @@ class Connect:
         unix_path: str | None,
         mptcp: bool,
         tcp_keepalive: tuple[float, float, int] | None,
+        plugins: Sequence[Plugin] = (),
+        stream: anyio.abc.ByteStream | None = None,
     ) -> None:
         self._uri = uri
+        self._plugins = PluginChain(plugins)
+        self._given_stream = stream
         self._options = options
         self._subprotocols = tuple(subprotocols)
         headers = list(extra_headers)
@@ -86,9 +91,16 @@ class Connect:
         stack = AsyncExitStack()
         try:
             with anyio.fail_after(math.inf if timeout is None else timeout):
+                request = ClientRequest(
+                    self._uri.host_header,
+                    self._uri.resource,
+                    list(self._headers),
+                    list(self._subprotocols),
+                )
+                await self._plugins.client_request(request)
                 stream = await self._open_transport()
                 stack.push_async_callback(aclose_quietly, stream)
-                conn, early = await self._handshake(stream)
+                conn, early = await self._handshake(stream, request)
             ws = WebSocket(
                 conn,
                 stream,
@@ -98,9 +110,14 @@ class Connect:
                 max_queue=self._options.max_queue,
                 write_limit=self._options.write_limit,
                 close_timeout=self._options.close_timeout,
+                context=request.context,
+                message_check=self._plugins.message_check(),
             )
             tasks = await stack.enter_async_context(anyio.create_task_group())
-            tasks.start_soon(_run_shielded, ws)
+            tasks.start_soon(_run_shielded, ws, self._plugins)
+            refusal = await self._plugins.connect(ws)
+            if refusal is not None:
+                ws._start_closing(refusal.code, refusal.reason)
         except TimeoutError:
             await stack.aclose()
             raise HandshakeTimeout(
@@ -136,7 +153,9 @@ class Connect:
     async def _open_transport(self) -> anyio.abc.ByteStream:
         try:
             stream: anyio.abc.ByteStream
-            if self._sock is not None:
+            if self._given_stream is not None:
+                stream = self._given_stream
+            elif self._sock is not None:
                 if self._tcp_keepalive is not None:
                     configure_accepted(self._sock, validate_keepalive(self._tcp_keepalive))
                 stream = await stream_from_socket(self._sock)
@@ -159,13 +178,13 @@ class Connect:
         return stream
 
     async def _handshake(
-        self, stream: anyio.abc.ByteStream
+        self, stream: anyio.abc.ByteStream, request: ClientRequest
     ) -> tuple[ClientConnection, list[Event]]:
         conn = ClientConnection(
-            self._uri.host_header,
-            self._uri.resource,
-            subprotocols=self._subprotocols,
-            extra_headers=self._headers,
+            request.host,
+            request.resource,
+            subprotocols=request.subprotocols,
+            extra_headers=request.headers,
             config=self._options.core_config(),
         )
         try:
@@ -191,13 +210,14 @@ class Connect:
             raise ConnectionFailed(f"the connection broke during the handshake: {exc}") from exc
 
 
-async def _run_shielded(ws: WebSocket) -> None:
+async def _run_shielded(ws: WebSocket, plugins: PluginChain) -> None:
     # Cancelling the task inside ``async with connect()`` must not abort the
     # connection before __aexit__ closes it properly; ws.run() ends on its own
     # once closed, within close_timeout (an unshielded run was cut at once,
     # so the server saw 1006 and the client was left CLOSING).
     with anyio.CancelScope(shield=True):
         await ws.run()
+        await plugins.close(ws, ws.close_code or 1006, ws.close_reason or "")
 
 
 def connect(
@@ -210,6 +230,8 @@ def connect(
     server_hostname: str | None = None,
     sock: socket.socket | None = None,
     unix_path: str | None = None,
+    stream: anyio.abc.ByteStream | None = None,
+    plugins: Sequence[Plugin] = (),
     mptcp: bool = False,
     tcp_keepalive: tuple[float, float, int] | None = None,
     ping_interval: float | None = 20.0,
@@ -234,6 +256,11 @@ def connect(
         server_hostname: the name to check the certificate against (the URL's host).
         sock: a connected socket to use instead of opening one.
         unix_path: a Unix socket to connect to (the URL still gives Host and path).
+        stream: a connected AnyIO byte stream to speak over instead of opening
+            one (an in-memory pair in tests, a tunnel); ``ssl`` still applies.
+        plugins: :class:`~wskit.plugins.Plugin` instances: their
+            ``on_client_request`` hooks adjust the upgrade request, and the
+            connection hooks run as on a server.
         mptcp: use MPTCP (falls back to TCP where the kernel or the server lacks it).
         tcp_keepalive: ``(idle, interval, count)`` TCP keepalive.
         ping_interval: see :class:`~wskit.options.Options` for this and the rest.
@@ -274,4 +301,6 @@ def connect(
         unix_path=unix_path,
         mptcp=mptcp,
         tcp_keepalive=tcp_keepalive,
+        plugins=plugins,
+        stream=stream,
     )

@@ -29,9 +29,11 @@ from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners
 from .backends.transport import describe, wrap_server_tls
 from .backends.unix import create_unix_listener
-from .core import Request, ServerConnection, Terminated
+from .core import Request, ServerConnection, State, Terminated
 from .errors import ConnectionClosed, UsageError
 from .options import Compression, Options
+from .plugins.base import Handshake, Plugin
+from .plugins.chain import PluginChain
 from .responses import Response
 from .websocket import READ_SIZE, WebSocket
 
@@ -81,6 +83,8 @@ class Server:
         reuse_port: bool,
         tcp_keepalive: tuple[float, float, int] | None,
         extra_headers: Iterable[tuple[str, str]],
+        plugins: Sequence[Plugin] = (),
+        listen: bool = True,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -96,6 +100,9 @@ class Server:
         self._reuse_port = reuse_port
         self._tcp_keepalive = tcp_keepalive
         self._extra_headers = tuple(extra_headers)
+        self._plugins = PluginChain(plugins)
+        self._message_check = self._plugins.message_check()
+        self._listen = listen
         self._listeners: list[anyio.abc.SocketListener] = []
         self._connections: set[WebSocket] = set()
         self._stack: AsyncExitStack | None = None
@@ -139,7 +146,10 @@ class Server:
     async def __aenter__(self) -> Server:
         stack = AsyncExitStack()
         try:
-            self._listeners = await self._open_listeners()
+            # Plugins' resources first, so they are up before the first
+            # connection and torn down after the last one.
+            await self._plugins.lifespan(self, stack)
+            self._listeners = await self._open_listeners() if self._listen else []
             for listener in self._listeners:
                 stack.push_async_callback(listener.aclose)
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
@@ -198,7 +208,7 @@ class Server:
             self._close_called_at = math.inf
         self._closing.set()
         self._accepting.cancel()
-        if not self._listeners:  # never started: nothing to wait for
+        if self._tasks is None:  # never started: nothing to wait for
             self._stopped.set()
         # A connection still in its opening handshake would be refused anyway:
         # drop it now rather than let it hold shutdown until open_timeout.
@@ -266,6 +276,27 @@ class Server:
 
     # ------------------------------------------------------------ connection
 
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve one connection over a stream you accepted yourself, until it closes.
+
+        For transports wskit does not open: an in-memory stream in tests
+        (see :mod:`wskit.testing`), a stream from another server. The stream
+        gets the same handshake, limits, plugins and shutdown as the
+        server's own connections, and is closed on return. Use
+        ``serve(..., listen=False)`` for a server that accepts nothing itself.
+
+        Raises:
+            UsageError: the server is not running (enter ``async with`` first)
+                or is shutting down.
+        """
+        if self._tasks is None or self._closing.is_set():
+            await aclose_quietly(stream)
+            raise UsageError(
+                "the server is not running: call handle() inside `async with serve(...)`"
+            )
+        self._active += 1
+        await self._connection(stream)
+
     async def _connection(self, stream: anyio.abc.ByteStream) -> None:
         # Shielded: when the task running ``async with serve()`` is cancelled,
         # __aexit__ still closes every connection with 1001, which needs these
@@ -288,6 +319,8 @@ class Server:
         """Read the request and answer it, all within open_timeout; None when refused."""
         conn = ServerConnection(self._config, http_requests=True)
         ws: WebSocket | None = None
+        handshake: Handshake | None = None
+        passed: list[Plugin] = []
         timeout = self._options.open_timeout
         scope = anyio.move_on_after(math.inf if timeout is None else timeout)
         self._handshakes.add(scope)
@@ -300,8 +333,13 @@ class Server:
                 request = await self._read_request(stream, conn)
                 if request is None or self._closing.is_set():
                     return None
+                handshake = Handshake(request, await describe(stream))
                 response = None
-                if self._process_request is not None:
+                if request.upgrade:
+                    # Policy first: a refused client costs no application code.
+                    response, passed = await self._plugins.handshake(handshake)
+                    request = handshake.request  # a plugin may have hidden parts of it
+                if response is None and self._process_request is not None:
                     response = await self._process_request(request)
                 if not request.upgrade:
                     response = response or _UPGRADE_REQUIRED
@@ -309,16 +347,21 @@ class Server:
                     conn.respond(response.status, response.headers, response.body)
                     await stream.send(conn.data_to_send())
                     return None
-                conn.accept(self._select_subprotocol(request), self._extra_headers)
+                conn.accept(
+                    self._select_subprotocol(request),
+                    (*self._extra_headers, *handshake.response_headers),
+                )
                 await stream.send(conn.data_to_send())
                 ws = WebSocket(
                     conn,
                     stream,
-                    transport=await describe(stream),
+                    transport=handshake.transport,
                     request=request,
                     max_queue=self._options.max_queue,
                     write_limit=self._options.write_limit,
                     close_timeout=self._options.close_timeout,
+                    context=handshake.context,
+                    message_check=self._message_check,
                 )
             if scope.cancelled_caught and not self._closing.is_set():
                 logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
@@ -334,6 +377,8 @@ class Server:
         finally:
             self._handshakes.discard(scope)
             if ws is None:
+                if handshake is not None:
+                    self._plugins.refused(handshake, passed)
                 with anyio.CancelScope(shield=True):
                     await aclose_quietly(stream)
         return ws
@@ -372,8 +417,12 @@ class Server:
                 tasks.start_soon(ws.run)
                 if self._closing.is_set():
                     ws._start_closing(1001, "server shutting down")
+                refusal = await self._plugins.connect(ws)
+                if refusal is not None:
+                    ws._start_closing(refusal.code, refusal.reason)
                 try:
-                    await self._handler(ws)
+                    if ws.state is State.OPEN:  # an on_connect hook may have closed it
+                        await self._handler(ws)
                 except ConnectionClosed as exc:
                     # The peer went away while the handler was talking to it:
                     # routine for a network server, not an application error.
@@ -384,6 +433,7 @@ class Server:
                 else:
                     ws._start_closing(1000, "")
                 await ws.wait_closed()
+            await self._plugins.close(ws, ws.close_code or 1006, ws.close_reason or "")
         finally:
             self._connections.discard(ws)
 
@@ -396,9 +446,11 @@ def serve(
     subprotocols: Sequence[str] = (),
     process_request: ProcessRequest | None = None,
     extra_headers: Iterable[tuple[str, str]] = (),
+    plugins: Sequence[Plugin] = (),
     ssl: _ssl.SSLContext | None = None,
     sock: socket.socket | None = None,
     unix_path: str | None = None,
+    listen: bool = True,
     mptcp: bool = False,
     reuse_port: bool = False,
     tcp_keepalive: tuple[float, float, int] | None = None,
@@ -425,9 +477,13 @@ def serve(
         process_request: a hook that may answer any request itself (see
             :data:`ProcessRequest`).
         extra_headers: headers added to every 101 response.
+        plugins: :class:`~wskit.plugins.Plugin` instances, run in list order
+            (see :mod:`wskit.plugins`).
         ssl: an ``ssl.SSLContext`` to serve ``wss://``.
         sock: a pre-made listening socket to serve on instead of host/port.
         unix_path: a Unix socket path to listen on instead of host/port.
+        listen: False to open no listener at all: connections come only from
+            :meth:`Server.handle` (in-memory tests, streams accepted elsewhere).
         mptcp: create MPTCP listeners (falls back to TCP where unavailable).
         reuse_port: set SO_REUSEPORT (several processes on one port).
         tcp_keepalive: ``(idle, interval, count)`` TCP keepalive for accepted sockets.
@@ -468,4 +524,6 @@ def serve(
         reuse_port=reuse_port,
         tcp_keepalive=tcp_keepalive,
         extra_headers=extra_headers,
+        plugins=plugins,
+        listen=listen,
     )

@@ -21,6 +21,7 @@ or in flight); ``recv()`` and iteration take messages from the queue.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -52,6 +53,8 @@ from .errors import (
     UsageError,
 )
 from .message_queue import MessageQueue, Piece
+from .plugins.base import DROP, PASS, Close, Reply
+from .plugins.chain import MessageCheck
 
 __all__ = ["WebSocket"]
 
@@ -93,6 +96,8 @@ class WebSocket:
         max_queue: int | None,
         write_limit: int,
         close_timeout: float | None,
+        context: dict[str, Any] | None = None,
+        message_check: MessageCheck | None = None,
     ) -> None:
         self._conn = conn
         self._stream = stream
@@ -101,7 +106,14 @@ class WebSocket:
         self._write_limit = write_limit
         self._close_timeout = close_timeout
         self._close_started: float | None = None  # when we sent our close frame
-        self.context: dict[str, Any] = {}
+        self.context: dict[str, Any] = {} if context is None else context
+        # The plugins' on_message: it sees whole messages, so with one the
+        # reader assembles pieces (bounded by max_message) before queueing.
+        self._check = message_check
+        self._assembling: list[str | bytes] = []
+        self._refusing = False  # a plugin closed the connection: deliver nothing more
+        # close_after() plans: key -> (deadline, code, reason)
+        self._close_plans: dict[object, tuple[float, int, str]] = {}
         self._queue = MessageQueue(max_queue)
         self._partial: list[str | bytes] = []  # pieces a cancelled recv() took
         self._skip_rest = False  # a recv_stream() was left mid-message
@@ -253,7 +265,10 @@ class WebSocket:
         self._wake_writer.set()  # pongs and close echoes leave at once
         for event in events:
             if isinstance(event, Fragment):
-                await self._enqueue((event.data, event.fin))
+                if self._check is None:
+                    await self._enqueue((event.data, event.fin))
+                else:
+                    await self._inspect(event.data, event.fin)
             elif isinstance(event, Message):  # a core configured without fragments
                 await self._enqueue((event.data, True))
             else:
@@ -280,6 +295,30 @@ class WebSocket:
         # queue would wait out close_timeout and end with 1006), so messages
         # stop here: what is queued ends on whole messages, nothing follows.
         self._queue.close(keep_incomplete=False)
+
+    async def _inspect(self, data: str | bytes, fin: bool) -> None:
+        """Put a whole message through the plugins' on_message, then act on the verdict."""
+        assert self._check is not None
+        if not fin:
+            self._assembling.append(data)
+            return
+        if self._assembling:
+            self._assembling.append(data)
+            parts, self._assembling = self._assembling, []
+            data = "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+        if self._refusing:
+            return
+        verdict = self._check(self, data)
+        if verdict is PASS:
+            await self._enqueue((data, True))
+        elif verdict is DROP:
+            pass
+        elif isinstance(verdict, Reply):
+            with contextlib.suppress(ConnectionClosed):  # closing: nowhere to reply
+                await self.send(verdict.message)
+        elif isinstance(verdict, Close):
+            self._refusing = True
+            self._start_closing(verdict.code, verdict.reason)
 
     async def _writer(self) -> None:
         while True:
@@ -312,6 +351,9 @@ class WebSocket:
     async def _timer(self) -> None:
         while not self._terminated.is_set():
             deadline = self._conn.next_deadline()
+            if self._close_plans:
+                planned = min(plan[0] for plan in self._close_plans.values())
+                deadline = planned if deadline is None else min(deadline, planned)
             wake = self._wake_timer
             if deadline is None:
                 await wake.wait()
@@ -322,10 +364,19 @@ class WebSocket:
                         await wake.wait()
             if wake.is_set():
                 self._wake_timer = anyio.Event()
-            self._conn.tick(anyio.current_time())
+            now = anyio.current_time()
+            self._close_if_planned(now)
+            self._conn.tick(now)
             # Not waking ourselves: we read next_deadline() right away anyway,
             # and a self-set event made every idle connection spin the CPU.
             self._after_core_call(wake_timer=False)
+
+    def _close_if_planned(self, now: float) -> None:
+        due = [plan for plan in self._close_plans.values() if plan[0] <= now]
+        if due:
+            self._close_plans.clear()
+            _, code, reason = min(due)
+            self._start_closing(code, reason)
 
     async def _closer(self) -> None:
         await self._terminated.wait()
@@ -562,6 +613,27 @@ class WebSocket:
             self._after_core_call()
             if self._pause is not None:
                 self._pause.cancel()  # read on, to the peer's close frame
+
+    def close_after(
+        self, delay: float | None, code: int = 1000, reason: str = "", *, key: object = None
+    ) -> None:
+        """Plan to close the connection ``delay`` seconds from now, with ``code`` and ``reason``.
+
+        For deadlines that outlive any one call, such as a credential that
+        expires: the plan holds until replaced by another call with the same
+        ``key`` (a plugin passes itself) or cancelled with ``delay=None``.
+        The earliest plan due wins; nothing happens once the connection is
+        closing.
+
+        Raises:
+            UsageError: the code may not be sent, or the reason is over 123 bytes.
+        """
+        if delay is None:
+            self._close_plans.pop(key, None)
+            return
+        Close(code, reason)  # validates now, not when the plan comes due
+        self._close_plans[key] = (anyio.current_time() + max(delay, 0.0), code, reason)
+        self._wake_timer.set()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released."""
