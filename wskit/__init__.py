@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .client import Connect as Connect
     from .client import connect as connect
     from .options import Options as Options
+    from .plugins.base import Plugin as Plugin
     from .responses import Response as Response
     from .server import Server as Server
     from .server import serve as serve
@@ -46,6 +47,7 @@ _LAZY = {
     "Connect": "client",
     "connect": "client",
     "Options": "options",
+    "Plugin": "plugins.base",
     "Response": "responses",
     "Server": "server",
     "serve": "server",
@@ -82,6 +84,7 @@ __all__ = [
     "NegotiationError",
     "Options",
     "PayloadTooBig",
+    "Plugin",
     "PluginError",
     "ProtocolError",
     "Request",
