@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, final
 
 import anyio
 import anyio.abc
 
+from wskit._groups import exit_unwrapped
 from wskit.backends.transport import Address
 from wskit.client import connect
 from wskit.core.http import HeadReader, HttpLimits, ResponseHead, get_header
@@ -107,20 +108,30 @@ async def pair(
         subprotocols=server_subprotocols,
         **options,
     )
-    async with server, anyio.create_task_group() as tasks:
+    stack = AsyncExitStack()
+    async with stack:
+        await stack.enter_async_context(server)
+        tasks = await stack.enter_async_context(anyio.create_task_group())
         tasks.start_soon(server.handle, server_end)
-        async with connect(
-            f"ws://testserver{path}",
-            stream=client_end,
-            plugins=client_plugins,
-            extra_headers=headers,
-            subprotocols=subprotocols,
-            **options,
-        ) as client:
-            with anyio.fail_after(5):  # the server side opens right after its 101
-                await capture.opened.wait()
-            assert capture.ws is not None
+        client = await stack.enter_async_context(
+            connect(
+                f"ws://testserver{path}",
+                stream=client_end,
+                plugins=client_plugins,
+                extra_headers=headers,
+                subprotocols=subprotocols,
+                **options,
+            )
+        )
+        with anyio.fail_after(5):  # the server side opens right after its 101
+            await capture.opened.wait()
+        assert capture.ws is not None
+        try:
             yield InMemoryPair(client, capture.ws, server)
+        except BaseException as exc:
+            # Raise the test's own exception, not a task group wrapping it.
+            await exit_unwrapped(stack, type(exc), exc, exc.__traceback__)
+            raise
 
 
 @final
