@@ -221,8 +221,12 @@ async def test_on_refused_follows_a_handshake_that_times_out() -> None:
         return None
 
     async with wskit.serve(
-        lambda ws: ws.close(), "127.0.0.1", 0, plugins=plugins,
-        process_request=slow, open_timeout=0.2,
+        lambda ws: ws.close(),
+        "127.0.0.1",
+        0,
+        plugins=plugins,
+        process_request=slow,
+        open_timeout=0.2,
     ) as server:
         with pytest.raises(wskit.HandshakeError):
             async with wskit.connect(f"ws://127.0.0.1:{server.port}/", open_timeout=2):
@@ -331,9 +335,7 @@ async def test_client_side_message_hooks_see_server_messages() -> None:
             return DROP if message == "ignored" else PASS
 
     async with wskit.serve(handler, "127.0.0.1", 0) as server:
-        async with wskit.connect(
-            f"ws://127.0.0.1:{server.port}/", plugins=[DropIgnored()]
-        ) as ws:
+        async with wskit.connect(f"ws://127.0.0.1:{server.port}/", plugins=[DropIgnored()]) as ws:
             assert await ws.recv() == "kept"
 
 

@@ -102,8 +102,6 @@ def test_chunked_joins_back_to_the_data(blob: bytes, data: st.DataObject) -> Non
 
 
 @given(ws_st.messages(), ws_st.close_codes())
-def test_message_and_code_strategies_give_sendable_values(
-    message: str | bytes, code: int
-) -> None:
+def test_message_and_code_strategies_give_sendable_values(message: str | bytes, code: int) -> None:
     assert isinstance(message, str | bytes)
     wskit.plugins.Close(code)  # raises if the code may not be sent
