@@ -139,7 +139,8 @@ class RateLimit(Plugin):
         self._ips: KeyedTable[str, _Budgets] | None = None
         if per_ip is not None:
             self._ips = KeyedTable(lambda now: _Budgets(per_ip, now), max_keys=max_keys)
-        self._connection_budgets: dict[WebSocket, _Budgets] = {}
+        # Per connection: (message buckets, byte buckets) it is charged to.
+        self._buckets: dict[WebSocket, tuple[tuple[TokenBucket, ...], tuple[TokenBucket, ...]]] = {}
         self._open = 0
         self._open_per_ip: Counter[str | None] = Counter()
         # Handshakes holding a connection slot, by their context's identity.
@@ -204,48 +205,50 @@ class RateLimit(Plugin):
     # ----------------------------------------------------------- connection
 
     async def on_connect(self, ws: WebSocket) -> None:
-        """Shed a connection over a cap (``when_full="close"``), or start its budgets."""
+        """Shed a connection over a cap (``when_full="close"``), or find its buckets."""
         if ws.context.get(_SHED):
             await ws.close(1013, "try again later")
             return
+        now = self._clock()
+        parties: list[_Budgets] = []
         if self._per_connection is not None:
-            self._connection_budgets[ws] = _Budgets(self._per_connection, self._clock())
+            parties.append(_Budgets(self._per_connection, now))
+        principal = ws.context.get(self._principal_key)
+        if self._principals is not None and principal is not None:
+            parties.append(self._principals.get(principal, now))
+        peer = ws.transport.peer
+        if self._ips is not None and isinstance(peer, tuple):
+            parties.append(self._ips.get(peer[0], now))
+        # Looked up once: the message path only walks this short list. (A
+        # shared bucket the table forgets later keeps counting for the
+        # connections that hold it.)
+        messages = tuple(p.messages for p in parties if p.messages is not None)
+        sizes = tuple(p.bytes for p in parties if p.bytes is not None)
+        if messages or sizes:
+            self._buckets[ws] = (messages, sizes)
 
     def on_message(self, ws: WebSocket, message: str | bytes) -> Verdict:
         """Charge the message to every budget it falls under; over any of them, the action."""
-        now = self._clock()
-        size = -1  # computed once, only if a byte budget asks
-        charged: list[tuple[TokenBucket, float]] = []
-        for budgets in self._budgets_of(ws, now):
-            if budgets.messages is not None:
-                charged.append((budgets.messages, 1.0))
-            if budgets.bytes is not None:
-                if size < 0:
-                    size = _size(message)
-                charged.append((budgets.bytes, float(size)))
-        # All or nothing: a refused message costs no budget anywhere.
-        if all(bucket.can_take(now, amount) for bucket, amount in charged):
-            for bucket, amount in charged:
-                bucket.take(now, amount)
+        buckets = self._buckets.get(ws)
+        if buckets is None:
             return PASS
-        return self._action
-
-    def _budgets_of(self, ws: WebSocket, now: float) -> list[_Budgets]:
-        found = []
-        own = self._connection_budgets.get(ws)
-        if own is not None:
-            found.append(own)
-        if self._principals is not None:
-            principal = ws.context.get(self._principal_key)
-            if principal is not None:
-                found.append(self._principals.get(principal, now))
-        if self._ips is not None:
-            ip = ws.transport.peer
-            if isinstance(ip, tuple):
-                found.append(self._ips.get(ip[0], now))
-        return found
+        messages, sizes = buckets
+        now = self._clock()
+        size = _size(message) if sizes else 0
+        # All or nothing: a refused message costs no budget anywhere.
+        for bucket in messages:
+            if not bucket.can_take(now):
+                return self._action
+        for bucket in sizes:
+            if not bucket.can_take(now, size):
+                return self._action
+        for bucket in messages:
+            bucket.take(now)
+        for bucket in sizes:
+            bucket.take(now, size)
+        return PASS
 
     async def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
         """Free the connection's slot and budgets."""
         self._release(id(ws.context))
-        self._connection_budgets.pop(ws, None)
+        self._buckets.pop(ws, None)
