@@ -1,0 +1,1 @@
+"""Runnable examples; each is tested under tests/examples/."""
