@@ -134,7 +134,7 @@ class Server:
         for sock in self.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 return int(sock.getsockname()[1])
-        raise UsageError("this server has no port: it listens on a Unix socket")
+        raise UsageError("this server has no port: it listens on a Unix socket, or not at all")
 
     @property
     def connections(self) -> frozenset[WebSocket]:

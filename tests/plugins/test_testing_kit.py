@@ -105,3 +105,15 @@ def test_chunked_joins_back_to_the_data(blob: bytes, data: st.DataObject) -> Non
 def test_message_and_code_strategies_give_sendable_values(message: str | bytes, code: int) -> None:
     assert isinstance(message, str | bytes)
     wskit.plugins.Close(code)  # raises if the code may not be sent
+
+
+async def test_handle_needs_a_running_server_and_listen_false_opens_no_socket() -> None:
+    server = wskit.serve(wskit.testing.echo, listen=False)
+    client_end, server_end = memory_stream_pair()
+    with pytest.raises(wskit.UsageError, match="inside `async with serve"):
+        await server.handle(server_end)
+    await client_end.aclose()
+    async with server:
+        assert server.sockets == []
+        with pytest.raises(wskit.UsageError, match="no port"):
+            _ = server.port
