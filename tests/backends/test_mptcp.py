@@ -32,6 +32,7 @@ from tests.backends.conftest import (
 )
 from wskit.backends import (
     MptcpInfo,
+    MptcpListener,
     create_stream_socket,
     create_tcp_listeners,
     describe,
@@ -39,6 +40,16 @@ from wskit.backends import (
     open_tcp_stream,
     sockets,
 )
+
+
+def peer_notices(caplog):
+    """The notices that a peer without MPTCP made a connection TCP."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "wskit.backends" and "MPTCP not in use" in record.getMessage()
+    ]
+
 
 ONE_PATH = MptcpInfo(subflows=1, fallback=False)
 FELL_BACK = MptcpInfo(subflows=1, fallback=True)
@@ -54,7 +65,8 @@ async def _connect(host, *, server_mptcp, client_mptcp):
 @needs_mptcp
 @pytest.mark.anyio
 @pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
-async def test_mptcp_on_both_ends_is_negotiated(host):
+async def test_mptcp_on_both_ends_is_negotiated(host, caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
         client, server = await _connect(host, server_mptcp=True, client_mptcp=True)
         async with client, server:
@@ -68,6 +80,7 @@ async def test_mptcp_on_both_ends_is_negotiated(host):
                 assert info.mptcp_info() == ONE_PATH
             # asyncio leaves TCP_NODELAY off for proto 262; we set it.
             assert raw(client).getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert fallback_notices(caplog) == peer_notices(caplog) == []
 
 
 @needs_mptcp
@@ -88,8 +101,15 @@ async def test_mptcp_client_resolves_host_names():
 
 @needs_mptcp
 @pytest.mark.anyio
-async def test_mptcp_client_to_tcp_listener_falls_back():
+async def test_mptcp_client_to_tcp_listener_falls_back(caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
+        ports = []
+        for _ in range(2):  # twice: the notice must not repeat
+            client, server = await _connect("127.0.0.1", server_mptcp=False, client_mptcp=True)
+            ports.append(raw(client).getpeername()[1])
+            await client.aclose()
+            await server.aclose()
         client, server = await _connect("127.0.0.1", server_mptcp=False, client_mptcp=True)
         async with client, server:
             await round_trip(client, server)
@@ -100,19 +120,47 @@ async def test_mptcp_client_to_tcp_listener_falls_back():
             info = await describe(client)
             assert not info.mptcp
             assert info.mptcp_info() == FELL_BACK
+    assert fallback_notices(caplog) == []  # the kernel did not refuse anything
+    assert peer_notices(caplog) == [
+        f"MPTCP not in use: the server 127.0.0.1:{ports[0]} did not accept it; "
+        "the connection runs over TCP (logged once per process)"
+    ]
 
 
 @needs_mptcp
 @pytest.mark.anyio
-async def test_tcp_client_to_mptcp_listener_gets_a_tcp_socket():
+async def test_tcp_client_to_mptcp_listener_gets_a_tcp_socket(caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
-        client, server = await _connect("127.0.0.1", server_mptcp=True, client_mptcp=False)
-        async with client, server:
-            await round_trip(client, server)
-            assert proto(raw(server)) == socket.IPPROTO_TCP
-            assert mptcp_status(raw(server)) == (False, None)
-            assert mptcp_status(raw(client)) == (False, None)
-            assert not (await describe(server)).mptcp
+        (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=True)
+        async with listener:
+            assert isinstance(listener, MptcpListener)
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            assert listener.extra(anyio.abc.SocketAttribute.raw_socket).proto == MPTCP
+            ports = []
+            for _ in range(2):  # twice: the notice must not repeat
+                client, server = await accept_while(
+                    listener, lambda: open_tcp_stream("127.0.0.1", port, mptcp=False)
+                )
+                async with client, server:
+                    await round_trip(client, server)
+                    assert proto(raw(server)) == socket.IPPROTO_TCP
+                    assert mptcp_status(raw(server)) == (False, None)
+                    assert mptcp_status(raw(client)) == (False, None)
+                    assert not (await describe(server)).mptcp
+                    ports.append(raw(client).getsockname()[1])
+    assert fallback_notices(caplog) == []
+    assert peer_notices(caplog) == [
+        f"MPTCP not in use: the client 127.0.0.1:{ports[0]} did not offer it; "
+        "the connection runs over TCP (logged once per process)"
+    ]
+
+
+@pytest.mark.anyio
+async def test_tcp_listener_is_not_wrapped():
+    (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=False)
+    async with listener:
+        assert not isinstance(listener, MptcpListener)
 
 
 @needs_mptcp
