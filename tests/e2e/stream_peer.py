@@ -1,0 +1,234 @@
+"""One end of the two-path tests, run inside a network namespace.
+
+``python stream_peer.py server ...`` serves one WebSocket connection that echoes
+every message back; ``python stream_peer.py client ...`` connects, streams
+sequence-numbered messages at a paced rate for a while, checks that every
+echo comes back exactly once and in order, and closes. Both print JSON
+lines on stdout: ``listening`` / ``open`` / ``subflows`` when they happen,
+and one ``result`` at the end with what they saw. Times are
+``time.monotonic()``, which every network namespace shares, so the test can
+compare them with the moment it broke a link.
+
+Nothing is asserted here: the test reads the results and decides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import struct
+import sys
+import time
+from typing import Any
+
+import anyio
+
+import wskit
+
+HEADER = struct.Struct("!Qd")  # sequence number, send time (monotonic)
+SLOW = 0.1  # a message delayed more than this counts as stalled (seconds)
+SUBFLOW_POLL = 0.05
+
+
+def emit(event: str, **fields: Any) -> None:
+    """Print one JSON line and flush it: the test reads them as they come."""
+    print(json.dumps({"event": event, "at": time.monotonic(), **fields}), flush=True)
+
+
+def info_fields(ws: wskit.WebSocket) -> dict[str, Any]:
+    """The transport facts the test checks."""
+    info = ws.transport.mptcp_info()
+    return {
+        "mptcp": ws.transport.mptcp,
+        "subflows": None if info is None else info.subflows,
+        "fallback": None if info is None else info.fallback,
+    }
+
+
+class Sequence:
+    """Checks that numbered messages arrive exactly once and in order."""
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.count = 0
+        self.out_of_order: list[tuple[int, int]] = []  # (expected, got), first few
+        self.max_delay = 0.0
+        self.slow: list[tuple[float, float]] = []  # (arrival, delay) of stalled messages
+
+    def take(self, message: bytes) -> None:
+        seq, sent = HEADER.unpack_from(message)
+        now = time.monotonic()
+        if seq != self.expected and len(self.out_of_order) < 10:
+            self.out_of_order.append((self.expected, seq))
+        self.expected = seq + 1
+        self.count += 1
+        delay = now - sent
+        self.max_delay = max(self.max_delay, delay)
+        if delay > SLOW:
+            self.slow.append((now, delay))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "last": self.expected - 1,
+            "out_of_order": self.out_of_order,
+            "max_delay": self.max_delay,
+            "slow_first": self.slow[0][0] if self.slow else None,
+            "slow_last": self.slow[-1][0] if self.slow else None,
+            "slow_count": len(self.slow),
+        }
+
+
+def keepalive(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "ping_interval": args.ping_interval,
+        "ping_timeout": args.ping_timeout,
+        "close_timeout": args.close_timeout,
+        "compression": None,  # random payloads: deflate would only cost CPU
+    }
+
+
+async def watch_subflows(ws: wskit.WebSocket, samples: list[tuple[float, int | None]]) -> None:
+    """Record every change of the subflow count; announce the first time it is 2 or more."""
+    announced = False
+    last: int | None = -1
+    while True:
+        info = ws.transport.mptcp_info()
+        count = None if info is None else info.subflows
+        if count != last:
+            samples.append((time.monotonic(), count))
+            last = count
+        if not announced and count is not None and count >= 2:
+            emit("subflows", count=count)
+            announced = True
+        await anyio.sleep(SUBFLOW_POLL)
+
+
+async def run_server(args: argparse.Namespace) -> None:
+    done = anyio.Event()
+    result: dict[str, Any] = {}
+
+    async def handler(ws: wskit.WebSocket) -> None:
+        emit("open", **info_fields(ws))
+        seen = Sequence()
+        samples: list[tuple[float, int | None]] = []
+        error = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch_subflows, ws, samples)
+                try:
+                    async for message in ws:
+                        assert isinstance(message, bytes)
+                        seen.take(message)
+                        await ws.send(message)
+                except wskit.ConnectionClosed as exc:
+                    error = {"type": type(exc).__name__, "code": exc.code, "at": time.monotonic()}
+                tg.cancel_scope.cancel()
+        finally:
+            result.update(
+                received=seen.summary(),
+                error=error,
+                close_code=ws.close_code,
+                subflow_samples=samples,
+                closed_at=time.monotonic(),
+                **info_fields(ws),
+            )
+            done.set()
+
+    async with wskit.serve(handler, args.host, 0, mptcp=args.mptcp, **keepalive(args)) as server:
+        emit("listening", port=server.port)
+        await done.wait()
+    emit("result", **result)
+
+
+async def run_client(args: argparse.Namespace) -> None:
+    seen = Sequence()
+    samples: list[tuple[float, int | None]] = []
+    sent = 0
+    first_sent: float | None = None
+    last_sent: float | None = None
+    error = None
+    payload = os.urandom(args.size - HEADER.size)
+    period = args.size / args.rate  # seconds per message at the target rate
+    batch = max(1, round(0.005 / period))  # send in 5 ms bursts, like a real producer
+
+    async def sender(ws: wskit.WebSocket) -> None:
+        nonlocal sent, first_sent, last_sent
+        start = time.monotonic()
+        next_at = start
+        while time.monotonic() - start < args.duration:
+            for _ in range(batch):
+                now = time.monotonic()
+                await ws.send(HEADER.pack(sent, now) + payload)
+                sent += 1
+                last_sent = now
+                first_sent = now if first_sent is None else first_sent
+            # Paced, with no catch-up burst after a stall: a stall must show
+            # as delay, not turn into a flood that measures something else.
+            next_at = max(next_at + batch * period, time.monotonic())
+            await anyio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def receiver(ws: wskit.WebSocket) -> None:
+        while True:  # cancelled once every echo is in (or the drain time is up)
+            message = await ws.recv()
+            assert isinstance(message, bytes)
+            seen.take(message)
+
+    url = f"ws://{args.host}:{args.port}/"
+    async with wskit.connect(url, mptcp=args.mptcp, **keepalive(args)) as ws:
+        emit("open", **info_fields(ws))
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch_subflows, ws, samples)
+                tg.start_soon(receiver, ws)
+                await sender(ws)
+                # Every echo must come back; bounded so a lost one fails the
+                # test with a result instead of hanging it.
+                with anyio.move_on_after(args.drain):
+                    while seen.count < sent:
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        except* wskit.ConnectionClosed as group:
+            exc = group.exceptions[0]
+            assert isinstance(exc, wskit.ConnectionClosed)
+            error = {"type": type(exc).__name__, "code": exc.code, "at": time.monotonic()}
+        final = info_fields(ws)
+    emit(
+        "result",
+        sent=sent,
+        first_sent_at=first_sent,
+        last_sent_at=last_sent,
+        received=seen.summary(),
+        error=error,
+        close_code=ws.close_code,
+        subflow_samples=samples,
+        closed_at=time.monotonic(),
+        **final,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["server", "client"])
+    parser.add_argument("--backend", default="asyncio")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mptcp", action="store_true")
+    parser.add_argument("--ping-interval", type=float, default=1.0)
+    parser.add_argument("--ping-timeout", type=float, default=2.0)
+    parser.add_argument("--close-timeout", type=float, default=1.0)
+    parser.add_argument("--rate", type=float, default=4e6, help="bytes per second")
+    parser.add_argument("--size", type=int, default=4096, help="bytes per message")
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--drain", type=float, default=5.0)
+    args = parser.parse_args()
+    # The fallback notices go to stderr, where the test looks for them.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    run = run_server if args.role == "server" else run_client
+    anyio.run(run, args, backend=args.backend)
+
+
+if __name__ == "__main__":
+    main()
