@@ -56,6 +56,8 @@ class Sequence:
         self.out_of_order: list[tuple[int, int]] = []  # (expected, got), first few
         self.max_delay = 0.0
         self.slow: list[tuple[float, float]] = []  # (arrival, delay) of stalled messages
+        self.first: float | None = None  # arrival of the first message
+        self.per_second: list[int] = []  # messages that arrived in each second since
 
     def take(self, message: bytes) -> None:
         seq, sent = HEADER.unpack_from(message)
@@ -64,6 +66,11 @@ class Sequence:
             self.out_of_order.append((self.expected, seq))
         self.expected = seq + 1
         self.count += 1
+        if self.first is None:
+            self.first = now
+        second = int(now - self.first)
+        self.per_second.extend([0] * (second + 1 - len(self.per_second)))
+        self.per_second[second] += 1
         delay = now - sent
         self.max_delay = max(self.max_delay, delay)
         if delay > SLOW:
@@ -78,6 +85,7 @@ class Sequence:
             "slow_first": self.slow[0][0] if self.slow else None,
             "slow_last": self.slow[-1][0] if self.slow else None,
             "slow_count": len(self.slow),
+            "per_second": self.per_second,
         }
 
 
@@ -152,7 +160,8 @@ async def run_client(args: argparse.Namespace) -> None:
     error = None
     payload = os.urandom(args.size - HEADER.size)
     period = args.size / args.rate  # seconds per message at the target rate
-    batch = max(1, round(0.005 / period))  # send in 5 ms bursts, like a real producer
+    # Send in 5 ms bursts, like a real producer (one at a time when unpaced).
+    batch = 1 if args.unpaced else max(1, round(0.005 / period))
 
     async def sender(ws: wskit.WebSocket) -> None:
         nonlocal sent, first_sent, last_sent
@@ -165,6 +174,8 @@ async def run_client(args: argparse.Namespace) -> None:
                 sent += 1
                 last_sent = now
                 first_sent = now if first_sent is None else first_sent
+            if args.unpaced:
+                continue  # as fast as send() returns: only backpressure slows it
             # Paced, with no catch-up burst after a stall: a stall must show
             # as delay, not turn into a flood that measures something else.
             next_at = max(next_at + batch * period, time.monotonic())
@@ -217,10 +228,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mptcp", action="store_true")
     parser.add_argument("--ping-interval", type=float, default=1.0)
-    parser.add_argument("--ping-timeout", type=float, default=2.0)
+    parser.add_argument("--ping-timeout", type=float, default=3.0)
     parser.add_argument("--close-timeout", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=4e6, help="bytes per second")
     parser.add_argument("--size", type=int, default=4096, help="bytes per message")
+    parser.add_argument("--unpaced", action="store_true", help="send as fast as possible")
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--drain", type=float, default=5.0)
     args = parser.parse_args()
