@@ -30,6 +30,7 @@ from tests.backends.conftest import (
     raw,
     round_trip,
 )
+from tests.e2e import seccomp
 from wskit.backends import (
     MptcpInfo,
     MptcpListener,
@@ -294,4 +295,67 @@ def test_mptcp_disabled_by_sysctl_falls_back_with_enoprotoopt(anyio_backend):
         "(sysctl net.mptcp.enabled=0)); using TCP instead",
         "made False 6",
         "echo hi mptcp False",
+    ]
+
+
+_NO_TCP_IS_MPTCP_SNIPPET = textwrap.dedent(
+    """
+    import errno, socket, sys
+    import anyio
+    from tests.e2e.seccomp import refuse_tcp_is_mptcp
+    from wskit.backends import create_tcp_listeners, describe, mptcp_status, open_tcp_stream
+
+    refuse_tcp_is_mptcp()  # from here on, this process's kernel predates TCP_IS_MPTCP
+
+    async def pair(server_mptcp):
+        (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=server_mptcp)
+        async with listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            async with anyio.create_task_group() as tg:
+                accepted = []
+                async def accept():
+                    accepted.append(await listener.accept())
+                tg.start_soon(accept)
+                client, _ = await open_tcp_stream("127.0.0.1", port, mptcp=True)
+        return client, accepted[0]
+
+    async def main():
+        with anyio.fail_after(5):
+            for server_mptcp in (True, False):
+                client, server = await pair(server_mptcp)
+                async with client, server:
+                    sock = client.extra(anyio.abc.SocketAttribute.raw_socket)
+                    try:
+                        sock.getsockopt(socket.IPPROTO_TCP, 43)
+                    except OSError as exc:
+                        refused = errno.errorcode[exc.errno]
+                    else:
+                        refused = "not refused"
+                    print(server_mptcp, refused, mptcp_status(sock), (await describe(client)).mptcp)
+
+    anyio.run(main, backend=sys.argv[1])
+    """
+)
+
+
+@needs_mptcp
+@pytest.mark.skipif(not seccomp.supported(), reason="no seccomp syscall table for this machine")
+def test_kernel_without_tcp_is_mptcp_still_reports_mptcp(anyio_backend):
+    # Kernels from 5.16 (MPTCP_INFO) until TCP_IS_MPTCP was added refuse the
+    # latter; a seccomp filter makes this kernel answer the same way.
+    root = Path(wskit.__file__).parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TCP_IS_MPTCP_SNIPPET, anyio_backend],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    refused = errno.errorcode[errno.EOPNOTSUPP]  # "ENOTSUP" on Linux: the same number
+    assert result.stdout.splitlines() == [
+        f"True {refused} (True, {ONE_PATH!r}) True",
+        f"False {refused} (False, {FELL_BACK!r}) False",
     ]
