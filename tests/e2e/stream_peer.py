@@ -15,6 +15,7 @@ Nothing is asserted here: the test reads the results and decides.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import wskit
 HEADER = struct.Struct("!Qd")  # sequence number, send time (monotonic)
 SLOW = 0.1  # a message delayed more than this counts as stalled (seconds)
 SUBFLOW_POLL = 0.05
+CONNECT_WAIT = 10.0  # seconds the client waits for the server to listen
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -145,10 +147,31 @@ async def run_server(args: argparse.Namespace) -> None:
             )
             done.set()
 
-    async with wskit.serve(handler, args.host, 0, mptcp=args.mptcp, **keepalive(args)) as server:
+    serving = wskit.serve(handler, args.host, args.port, mptcp=args.mptcp, **keepalive(args))
+    async with serving as server:
         emit("listening", port=server.port)
         await done.wait()
     emit("result", **result)
+
+
+async def connect_when_listening(
+    stack: contextlib.AsyncExitStack[Any], url: str, args: argparse.Namespace
+) -> wskit.WebSocket:
+    """Connect, retrying while the server (started at the same time) is not listening yet."""
+    # A deadline, not fail_after: the connection's own scopes, entered here,
+    # must outlive this function.
+    deadline = time.monotonic() + CONNECT_WAIT
+    while True:
+        try:
+            return await stack.enter_async_context(
+                wskit.connect(url, mptcp=args.mptcp, **keepalive(args))
+            )
+        except wskit.ConnectionFailed as exc:
+            if not isinstance(exc.__cause__, ConnectionRefusedError):
+                raise
+            if time.monotonic() > deadline:
+                raise
+        await anyio.sleep(0.02)
 
 
 async def run_client(args: argparse.Namespace) -> None:
@@ -188,7 +211,8 @@ async def run_client(args: argparse.Namespace) -> None:
             seen.take(message)
 
     url = f"ws://{args.host}:{args.port}/"
-    async with wskit.connect(url, mptcp=args.mptcp, **keepalive(args)) as ws:
+    async with contextlib.AsyncExitStack() as stack:
+        ws = await connect_when_listening(stack, url, args)
         emit("open", **info_fields(ws))
         try:
             async with anyio.create_task_group() as tg:
@@ -228,7 +252,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mptcp", action="store_true")
     parser.add_argument("--ping-interval", type=float, default=1.0)
-    parser.add_argument("--ping-timeout", type=float, default=3.0)
+    parser.add_argument("--ping-timeout", type=float, default=5.0)
     parser.add_argument("--close-timeout", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=4e6, help="bytes per second")
     parser.add_argument("--size", type=int, default=4096, help="bytes per message")

@@ -16,11 +16,12 @@ import pytest
 
 from tests.e2e.streams import PING_INTERVAL, PING_TIMEOUT, stream
 
-# Seconds of streaming on two paths before path 0 breaks: between two
-# heartbeat pings (every 1 s), so the TCP contrast is not timed by a ping
-# that happens to leave just before the break.
-BREAK_AFTER = 1.4
-DURATION = 3.4  # seconds of streaming in all: 2 s after the break
+BREAK_AFTER = 0.8  # seconds of streaming on two paths before path 0 breaks
+DURATION = 2.8  # seconds of streaming in all: 2 s after the break
+# The TCP stream breaks half-way between two heartbeat pings (every 1 s from
+# the open), so its detection time is not decided by a ping that happens to
+# leave just before the break.
+TCP_BREAK_AFTER = 0.5
 SCHEDULING_SLACK = 0.25  # event-loop latency allowed on top of a deadline
 
 
@@ -82,7 +83,7 @@ async def test_tcp_session_stalls_and_the_heartbeat_closes_it(
     with anyio.fail_after(30):
         run = await stream(
             two_paths, tmp_path, anyio_backend, server_mptcp=False, client_mptcp=False,
-            duration=DURATION, break_after=BREAK_AFTER, breaker=two_paths.blackhole,
+            duration=DURATION, break_after=TCP_BREAK_AFTER, breaker=two_paths.blackhole,
         )  # fmt: skip
     client, server = run.client, run.server
     assert run.broke_at is not None
