@@ -49,7 +49,7 @@ def info_fields(ws: wskit.WebSocket) -> dict[str, Any]:
     }
 
 
-class Sequence:
+class Arrivals:
     """Checks that numbered messages arrive exactly once and in order."""
 
     def __init__(self) -> None:
@@ -62,6 +62,7 @@ class Sequence:
         self.per_second: list[int] = []  # messages that arrived in each second since
 
     def take(self, message: bytes) -> None:
+        """Account for one message that just arrived."""
         seq, sent = HEADER.unpack_from(message)
         now = time.monotonic()
         if seq != self.expected and len(self.out_of_order) < 10:
@@ -79,6 +80,7 @@ class Sequence:
             self.slow.append((now, delay))
 
     def summary(self) -> dict[str, Any]:
+        """What arrived, for the result event."""
         return {
             "count": self.count,
             "last": self.expected - 1,
@@ -92,6 +94,7 @@ class Sequence:
 
 
 def keepalive(args: argparse.Namespace) -> dict[str, Any]:
+    """The options both ends pass to serve() and connect()."""
     return {
         "ping_interval": args.ping_interval,
         "ping_timeout": args.ping_timeout,
@@ -117,12 +120,13 @@ async def watch_subflows(ws: wskit.WebSocket, samples: list[tuple[float, int | N
 
 
 async def run_server(args: argparse.Namespace) -> None:
+    """Serve one connection that echoes every message, then report."""
     done = anyio.Event()
     result: dict[str, Any] = {}
 
     async def handler(ws: wskit.WebSocket) -> None:
         emit("open", **info_fields(ws))
-        seen = Sequence()
+        seen = Arrivals()
         samples: list[tuple[float, int | None]] = []
         error = None
         try:
@@ -175,7 +179,8 @@ async def connect_when_listening(
 
 
 async def run_client(args: argparse.Namespace) -> None:
-    seen = Sequence()
+    """Stream paced messages, check the echoes, close, then report."""
+    seen = Arrivals()
     samples: list[tuple[float, int | None]] = []
     sent = 0
     first_sent: float | None = None
@@ -245,6 +250,7 @@ async def run_client(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    """Parse the command line and run one end on the chosen event loop."""
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["server", "client"])
     parser.add_argument("--backend", default="asyncio")
