@@ -30,8 +30,10 @@ from tests.backends.conftest import (
     raw,
     round_trip,
 )
+from tests.e2e import seccomp
 from wskit.backends import (
     MptcpInfo,
+    MptcpListener,
     create_stream_socket,
     create_tcp_listeners,
     describe,
@@ -39,6 +41,16 @@ from wskit.backends import (
     open_tcp_stream,
     sockets,
 )
+
+
+def peer_notices(caplog):
+    """The notices that a peer without MPTCP made a connection TCP."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "wskit.backends" and "MPTCP not in use" in record.getMessage()
+    ]
+
 
 ONE_PATH = MptcpInfo(subflows=1, fallback=False)
 FELL_BACK = MptcpInfo(subflows=1, fallback=True)
@@ -54,7 +66,8 @@ async def _connect(host, *, server_mptcp, client_mptcp):
 @needs_mptcp
 @pytest.mark.anyio
 @pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
-async def test_mptcp_on_both_ends_is_negotiated(host):
+async def test_mptcp_on_both_ends_is_negotiated(host, caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
         client, server = await _connect(host, server_mptcp=True, client_mptcp=True)
         async with client, server:
@@ -68,6 +81,7 @@ async def test_mptcp_on_both_ends_is_negotiated(host):
                 assert info.mptcp_info() == ONE_PATH
             # asyncio leaves TCP_NODELAY off for proto 262; we set it.
             assert raw(client).getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert fallback_notices(caplog) == peer_notices(caplog) == []
 
 
 @needs_mptcp
@@ -88,8 +102,15 @@ async def test_mptcp_client_resolves_host_names():
 
 @needs_mptcp
 @pytest.mark.anyio
-async def test_mptcp_client_to_tcp_listener_falls_back():
+async def test_mptcp_client_to_tcp_listener_falls_back(caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
+        ports = []
+        for _ in range(2):  # twice: the notice must not repeat
+            client, server = await _connect("127.0.0.1", server_mptcp=False, client_mptcp=True)
+            ports.append(raw(client).getpeername()[1])
+            await client.aclose()
+            await server.aclose()
         client, server = await _connect("127.0.0.1", server_mptcp=False, client_mptcp=True)
         async with client, server:
             await round_trip(client, server)
@@ -100,19 +121,47 @@ async def test_mptcp_client_to_tcp_listener_falls_back():
             info = await describe(client)
             assert not info.mptcp
             assert info.mptcp_info() == FELL_BACK
+    assert fallback_notices(caplog) == []  # the kernel did not refuse anything
+    assert peer_notices(caplog) == [
+        f"MPTCP not in use: the server 127.0.0.1:{ports[0]} did not accept it; "
+        "the connection runs over TCP (logged once per process)"
+    ]
 
 
 @needs_mptcp
 @pytest.mark.anyio
-async def test_tcp_client_to_mptcp_listener_gets_a_tcp_socket():
+async def test_tcp_client_to_mptcp_listener_gets_a_tcp_socket(caplog):
+    caplog.set_level("INFO", logger="wskit.backends")
     with anyio.fail_after(5):
-        client, server = await _connect("127.0.0.1", server_mptcp=True, client_mptcp=False)
-        async with client, server:
-            await round_trip(client, server)
-            assert proto(raw(server)) == socket.IPPROTO_TCP
-            assert mptcp_status(raw(server)) == (False, None)
-            assert mptcp_status(raw(client)) == (False, None)
-            assert not (await describe(server)).mptcp
+        (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=True)
+        async with listener:
+            assert isinstance(listener, MptcpListener)
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            assert listener.extra(anyio.abc.SocketAttribute.raw_socket).proto == MPTCP
+            ports = []
+            for _ in range(2):  # twice: the notice must not repeat
+                client, server = await accept_while(
+                    listener, lambda: open_tcp_stream("127.0.0.1", port, mptcp=False)
+                )
+                async with client, server:
+                    await round_trip(client, server)
+                    assert proto(raw(server)) == socket.IPPROTO_TCP
+                    assert mptcp_status(raw(server)) == (False, None)
+                    assert mptcp_status(raw(client)) == (False, None)
+                    assert not (await describe(server)).mptcp
+                    ports.append(raw(client).getsockname()[1])
+    assert fallback_notices(caplog) == []
+    assert peer_notices(caplog) == [
+        f"MPTCP not in use: the client 127.0.0.1:{ports[0]} did not offer it; "
+        "the connection runs over TCP (logged once per process)"
+    ]
+
+
+@pytest.mark.anyio
+async def test_tcp_listener_is_not_wrapped():
+    (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=False)
+    async with listener:
+        assert not isinstance(listener, MptcpListener)
 
 
 @needs_mptcp
@@ -210,13 +259,14 @@ _NETNS_SNIPPET = textwrap.dedent(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a network namespace")
 @pytest.mark.skipif(
-    not (shutil.which("unshare") and shutil.which("ip") and shutil.which("sysctl")),
-    reason="needs unshare, ip and sysctl",
+    not (shutil.which("unshare") and shutil.which("ip")),
+    reason="needs unshare and ip",
 )
 def test_mptcp_disabled_by_sysctl_falls_back_with_enoprotoopt(anyio_backend):
     # A fresh network namespace has its own net.mptcp.enabled; turning it
     # off there leaves the host alone.
-    script = 'ip link set lo up && sysctl -qw net.mptcp.enabled=0 && exec "$@"'
+    # Written to /proc directly: sysctl(8) (procps) may not be installed.
+    script = 'ip link set lo up && echo 0 > /proc/sys/net/mptcp/enabled && exec "$@"'
     env = {**os.environ, "PYTHONPATH": str(Path(wskit.__file__).parents[1])}
     result = subprocess.run(
         [
@@ -246,4 +296,67 @@ def test_mptcp_disabled_by_sysctl_falls_back_with_enoprotoopt(anyio_backend):
         "(sysctl net.mptcp.enabled=0)); using TCP instead",
         "made False 6",
         "echo hi mptcp False",
+    ]
+
+
+_NO_TCP_IS_MPTCP_SNIPPET = textwrap.dedent(
+    """
+    import errno, socket, sys
+    import anyio
+    from tests.e2e.seccomp import refuse_tcp_is_mptcp
+    from wskit.backends import create_tcp_listeners, describe, mptcp_status, open_tcp_stream
+
+    refuse_tcp_is_mptcp()  # from here on, this process's kernel predates TCP_IS_MPTCP
+
+    async def pair(server_mptcp):
+        (listener,) = await create_tcp_listeners("127.0.0.1", 0, mptcp=server_mptcp)
+        async with listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            async with anyio.create_task_group() as tg:
+                accepted = []
+                async def accept():
+                    accepted.append(await listener.accept())
+                tg.start_soon(accept)
+                client, _ = await open_tcp_stream("127.0.0.1", port, mptcp=True)
+        return client, accepted[0]
+
+    async def main():
+        with anyio.fail_after(5):
+            for server_mptcp in (True, False):
+                client, server = await pair(server_mptcp)
+                async with client, server:
+                    sock = client.extra(anyio.abc.SocketAttribute.raw_socket)
+                    try:
+                        sock.getsockopt(socket.IPPROTO_TCP, 43)
+                    except OSError as exc:
+                        refused = errno.errorcode[exc.errno]
+                    else:
+                        refused = "not refused"
+                    print(server_mptcp, refused, mptcp_status(sock), (await describe(client)).mptcp)
+
+    anyio.run(main, backend=sys.argv[1])
+    """
+)
+
+
+@needs_mptcp
+@pytest.mark.skipif(not seccomp.supported(), reason="no seccomp syscall table for this machine")
+def test_kernel_without_tcp_is_mptcp_still_reports_mptcp(anyio_backend):
+    # Kernels from 5.16 (MPTCP_INFO) until TCP_IS_MPTCP was added refuse the
+    # latter; a seccomp filter makes this kernel answer the same way.
+    root = Path(wskit.__file__).parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TCP_IS_MPTCP_SNIPPET, anyio_backend],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    refused = errno.errorcode[errno.EOPNOTSUPP]  # "ENOTSUP" on Linux: the same number
+    assert result.stdout.splitlines() == [
+        f"True {refused} (True, {ONE_PATH!r}) True",
+        f"False {refused} (False, {FELL_BACK!r}) False",
     ]

@@ -22,6 +22,7 @@ from wskit.backends.mptcp import mptcp_status as mptcp_status
 from wskit.backends.options import apply_keepalive as apply_keepalive
 from wskit.backends.options import set_option_best_effort as set_option_best_effort
 from wskit.backends.sockets import MPTCP_PROTO as MPTCP_PROTO
+from wskit.backends.sockets import MptcpListener as MptcpListener
 from wskit.backends.sockets import configure_accepted as configure_accepted
 from wskit.backends.sockets import create_stream_socket as create_stream_socket
 from wskit.backends.sockets import create_tcp_listeners as create_tcp_listeners
@@ -38,6 +39,7 @@ from wskit.backends.transport import wrap_server_tls as wrap_server_tls
 __all__ = [
     "MPTCP_PROTO",
     "MptcpInfo",
+    "MptcpListener",
     "TransportInfo",
     "apply_keepalive",
     "configure_accepted",

@@ -13,8 +13,12 @@ accepted by an MPTCP listener, TCP client 6            0             EOPNOTSUPP
 plain TCP                                 6            0             EOPNOTSUPP
 ========================================  ===========  ============  ==============
 
-So a socket uses MPTCP iff ``SO_PROTOCOL`` is 262 *and* ``TCP_IS_MPTCP`` reads
-1. ``struct mptcp_info`` (``include/uapi/linux/mptcp.h``) then gives the
+So a socket uses MPTCP iff ``SO_PROTOCOL`` is 262 *and* ``MPTCP_INFO`` answers
+without the fallback flag; ``TCP_IS_MPTCP`` confirms it where the kernel has
+the option (kernels between ``MPTCP_INFO``, Linux 5.16, and ``TCP_IS_MPTCP``
+refuse it with EOPNOTSUPP, and ``MPTCP_INFO`` alone decides there). On
+kernels older than 5.16 nothing can tell, and we report no MPTCP.
+``struct mptcp_info`` (``include/uapi/linux/mptcp.h``) then gives the
 subflow count; ``mptcpi_subflows`` counts the *additional* subflows (one path
 reads 0), so the total is ``mptcpi_subflows_total`` where the kernel has it
 (6.6+), else ``mptcpi_subflows + 1``. Nothing here raises: a socket we cannot
@@ -85,12 +89,15 @@ def mptcp_status(sock: socket.socket) -> tuple[bool, MptcpInfo | None]:
         return False, None
     fell_back = MptcpInfo(subflows=1, fallback=True)
     try:
-        is_mptcp = sock.getsockopt(socket.IPPROTO_TCP, TCP_IS_MPTCP)
         raw = sock.getsockopt(SOL_MPTCP, MPTCP_INFO, _INFO_BUFLEN)
     except OSError:
         # EOPNOTSUPP from MPTCP_INFO is how the kernel says "fell back"; any
         # other error also leaves us unable to claim MPTCP is in use.
         return False, fell_back
+    try:
+        is_mptcp = sock.getsockopt(socket.IPPROTO_TCP, TCP_IS_MPTCP)
+    except OSError:
+        is_mptcp = 1  # a kernel without the option: MPTCP_INFO answered, trust it
     if not is_mptcp or len(raw) < _OFF_FLAGS + 4:
         return False, fell_back
     (flags,) = struct.unpack_from("=I", raw, _OFF_FLAGS)

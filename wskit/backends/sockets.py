@@ -14,6 +14,10 @@ code:
   ENOPROTOOPT: ``net.mptcp.enabled=0``, EINVAL: older than 5.6). We fall back
   to TCP and log one notice per reason per process: a server accepting
   thousands of connections must not log thousands of times.
+* The peer may not speak MPTCP, and the kernel then falls back to TCP on its
+  own. That is noticed too, once per process and side: on the client when
+  the connection is made, on the server at accept (:class:`MptcpListener`
+  wraps MPTCP listeners for that).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import anyio
 import anyio.abc
 
+from wskit.backends.mptcp import mptcp_status
 from wskit.backends.options import KeepaliveSettings, configure_accepted, validate_keepalive
 from wskit.backends.premade import listener_from_socket, stream_from_socket
 from wskit.backends.transport import TransportInfo, describe
@@ -37,6 +42,7 @@ from wskit.errors import UsageError
 # own modules; they are re-exported so every way to get a socket is here.
 __all__ = [
     "MPTCP_PROTO",
+    "MptcpListener",
     "configure_accepted",
     "create_stream_socket",
     "create_tcp_listeners",
@@ -59,6 +65,8 @@ _FALLBACK_REASONS = {
     errno.EINVAL: "the kernel predates MPTCP (Linux < 5.6)",
 }
 _NO_CONSTANT = "no-constant"
+_PEER_SERVER = "peer-server"  # we connected with MPTCP, the server answered TCP
+_PEER_CLIENT = "peer-client"  # our MPTCP listener accepted a TCP client
 _fallback_notices: set[int | str] = set()
 _MAX_BACKLOG = 65536  # what anyio allows too
 _PORT_ATTEMPTS = 10  # rebinding rounds to find a port free on every address
@@ -134,10 +142,12 @@ async def open_tcp_stream(
     last_error: OSError = OSError(f"no address found for {host!r}")
     for family, _, _, _, sockaddr in addresses:
         try:
-            sock = await _connect(family, sockaddr, mptcp=mptcp, local_address=local_address)
+            sock, asked = await _connect(family, sockaddr, mptcp=mptcp, local_address=local_address)
         except OSError as exc:
             last_error = exc
             continue
+        if asked and not mptcp_status(sock)[0]:
+            _notice_peer(_PEER_SERVER, f"the server {_host_port(sockaddr)} did not accept it")
         try:
             configure_accepted(sock, keepalive)
             stream = await anyio.abc.SocketStream.from_socket(sock)
@@ -150,9 +160,12 @@ async def open_tcp_stream(
 
 async def _connect(
     family: int, sockaddr: tuple[str, int], *, mptcp: bool, local_address: str | None
-) -> socket.socket:
-    """Connect one new socket to one address; close it on any failure."""
-    sock, _ = create_stream_socket(family, mptcp=mptcp)
+) -> tuple[socket.socket, bool]:
+    """Connect one new socket to one address; close it on any failure.
+
+    Returns the socket and whether it is an MPTCP socket.
+    """
+    sock, made_mptcp = create_stream_socket(family, mptcp=mptcp)
     try:
         if local_address is not None:
             sock.bind((local_address, 0))
@@ -166,7 +179,7 @@ async def _connect(
     except BaseException:
         sock.close()
         raise
-    return sock
+    return sock, made_mptcp
 
 
 async def create_tcp_listeners(
@@ -201,6 +214,9 @@ async def create_tcp_listeners(
         UsageError: ``tcp_keepalive`` is not valid, or ``reuse_port`` is not
             supported on this platform.
         OSError: resolving or binding failed.
+
+    An MPTCP listener is an :class:`MptcpListener`, which notices (once) the
+    first client that connects with plain TCP.
     """
     keepalive = validate_keepalive(tcp_keepalive) if tcp_keepalive is not None else None
     if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
@@ -212,11 +228,12 @@ async def create_tcp_listeners(
     addresses = list(dict.fromkeys((family, sockaddr[0]) for family, *_, sockaddr in infos))
     for _ in range(_PORT_ATTEMPTS):
         socks: list[socket.socket] = []
+        kinds: list[bool] = []  # whether each socket is an MPTCP one
         bound_port = port
         try:
             for family, address in addresses:
                 try:
-                    sock = _bind_listener(
+                    sock, made_mptcp = _bind_listener(
                         family,
                         (address, bound_port),
                         mptcp=mptcp,
@@ -230,6 +247,7 @@ async def create_tcp_listeners(
                         continue
                     raise
                 socks.append(sock)
+                kinds.append(made_mptcp)
                 bound_port = sock.getsockname()[1]
         except BaseException as exc:
             for sock in socks:
@@ -240,7 +258,11 @@ async def create_tcp_listeners(
                 addresses.append(addresses.pop(0))
                 continue
             raise
-        return [await anyio.abc.SocketListener.from_socket(sock) for sock in socks]
+        listeners = [await anyio.abc.SocketListener.from_socket(sock) for sock in socks]
+        return [
+            MptcpListener(listener) if made_mptcp else listener
+            for listener, made_mptcp in zip(listeners, kinds, strict=True)
+        ]
     raise OSError(errno.EADDRINUSE, f"no free port common to all addresses of {host!r}")
 
 
@@ -252,9 +274,12 @@ def _bind_listener(
     reuse_port: bool,
     backlog: int,
     keepalive: KeepaliveSettings | None,
-) -> socket.socket:
-    """Create, configure, bind and listen one socket; close it on failure."""
-    sock, _ = create_stream_socket(family, mptcp=mptcp)
+) -> tuple[socket.socket, bool]:
+    """Create, configure, bind and listen one socket; close it on failure.
+
+    Returns the socket and whether it is an MPTCP socket.
+    """
+    sock, made_mptcp = create_stream_socket(family, mptcp=mptcp)
     try:
         # On Windows SO_REUSEADDR lets another process steal the port.
         if sys.platform != "win32":
@@ -270,7 +295,46 @@ def _bind_listener(
     except BaseException:
         sock.close()
         raise
-    return sock
+    return sock, made_mptcp
+
+
+class MptcpListener(anyio.abc.SocketListener):
+    """An MPTCP listener that notices clients which connect with plain TCP.
+
+    The kernel hands such clients out as plain TCP sockets, silently; this
+    logs one notice per process the first time it happens, so a server
+    whose clients never get MPTCP says so. Everything else is the wrapped
+    listener's.
+
+    Args:
+        listener: the AnyIO listener over an MPTCP listening socket; owned.
+    """
+
+    def __init__(self, listener: anyio.abc.SocketListener) -> None:
+        self._listener = listener
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        sock: socket.socket = self._listener.extra(anyio.abc.SocketAttribute.raw_socket)
+        return sock
+
+    async def accept(self) -> anyio.abc.SocketStream:
+        """Accept a connection, noticing a client without MPTCP.
+
+        Returns:
+            The accepted stream, MPTCP or plain TCP.
+        """
+        stream = await self._listener.accept()
+        if _PEER_CLIENT not in _fallback_notices:  # one getsockopt until then
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            if not mptcp_status(sock)[0]:
+                peer = stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0))
+                _notice_peer(_PEER_CLIENT, f"the client {_host_port(peer)} did not offer it")
+        return stream
+
+    async def aclose(self) -> None:
+        """Close the listening socket."""
+        await self._listener.aclose()
 
 
 def _notice_fallback(reason: int | str, detail: str) -> None:
@@ -279,3 +343,23 @@ def _notice_fallback(reason: int | str, detail: str) -> None:
         return
     _fallback_notices.add(reason)
     logger.info("MPTCP is unavailable (%s); using TCP instead", detail)
+
+
+def _notice_peer(reason: str, detail: str) -> None:
+    """Log, once per process and side, that a peer's lack of MPTCP made a connection TCP."""
+    if reason in _fallback_notices:
+        return
+    _fallback_notices.add(reason)
+    # Not "unavailable": MPTCP works here, this peer (or a middlebox that
+    # strips TCP options) is why. Later such connections are not logged.
+    logger.info(
+        "MPTCP not in use: %s; the connection runs over TCP (logged once per process)", detail
+    )
+
+
+def _host_port(address: object) -> str:
+    """``host:port`` (``[host]:port`` for IPv6) of a socket address, for log messages."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
