@@ -191,6 +191,11 @@ class WebSocket:
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if self._end is None:
+                    # Aborted from outside (a server's shutdown deadline fires a
+                    # hair before our own close_timeout): report the end as 1006.
+                    self._conn.receive_eof()
+                    self._after_core_call()
                 await self._release_transport()
 
     def _after_core_call(self, *, wake_timer: bool = True) -> None:
