@@ -90,8 +90,8 @@ def test_another_errno_from_socket_creation_is_not_mistaken_for_no_mptcp(anyio_b
 @needs_seccomp
 @pytest.mark.parametrize("code", [errno.ENOPROTOOPT, errno.EOPNOTSUPP], ids=errno.errorcode.get)
 def test_keepalive_options_refused_on_mptcp_sockets_are_skipped(anyio_backend, code):
-    # The keepalive options wskit sets, refused as kernels before 5.17 refused
-    # them on MPTCP sockets: on the listener, the accepted and the client socket.
+    # The keepalive options wskit sets, refused as older kernels refused them
+    # on MPTCP sockets: on the listener, the accepted and the client socket.
     # (TCP_NODELAY is left alone: AnyIO's accept() sets it and fails the
     # accept when it is refused; see docs/threats.md.)
     options = {
