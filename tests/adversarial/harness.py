@@ -34,16 +34,21 @@ import wskit.server
 from tests.io.raw import RawClient, close_code
 
 __all__ = [
+    "CLOSE_TIMEOUT",
+    "OPEN_TIMEOUT",
     "Exchange",
     "KiB",
     "MiB",
     "Usage",
     "attacked_server",
     "bounded",
+    "close_after",
+    "echo",
     "exchange",
     "hostile_server",
     "open_fds",
     "read_request_head",
+    "request_key",
     "running_tasks",
     "upgraded",
 ]

@@ -117,7 +117,7 @@ async def test_a_declared_length_of_2_63_minus_1_closes_1009_before_any_payload(
     # alone, without waiting for (or buffering) any payload.
     code, reacted = await attack(header(BINARY, b"\xff" + struct.pack("!Q", 2**63 - 1)))
     assert code == 1009
-    assert reacted < 0.1
+    assert reacted < 0.25  # measured < 10 ms; without a payload, waiting would never end
 
 
 async def test_a_message_over_the_limit_from_small_fragments_closes_1009_as_soon_as_it_passes():

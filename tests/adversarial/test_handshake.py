@@ -201,9 +201,9 @@ async def test_pathological_list_headers_are_answered_at_once(header, value, sta
     assert head.startswith(b"HTTP/1.1 %d " % status), head[:200]
     assert b"sec-websocket-extensions" not in head.lower()
     assert b"sec-websocket-protocol" not in head.lower()
-    # Linear parsing answers 8 KB in well under a millisecond; a backtracking
-    # parser takes seconds (ws CVE-2021-32640). The bound leaves room for CI.
-    assert answered_in < 0.1, f"answered after {answered_in * 1000:.1f} ms"
+    # Linear parsing answers 8 KB in well under a millisecond; a quadratic or
+    # backtracking parser takes seconds (ws CVE-2021-32640). Room for a busy CI.
+    assert answered_in < 0.25, f"answered after {answered_in * 1000:.1f} ms"
 
 
 HOSTILE_OFFERS = [
