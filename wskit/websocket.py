@@ -126,7 +126,10 @@ class WebSocket:
         # slices and queue after each, so max_queue bounds memory again.
         self._slice = 1024 if conn.compression is not None else 0
         self._end: Terminated | None = None
-        self._early_events: list[Event] = early_events or []
+        # Events the core already holds (server side: frames that came with the
+        # request, replayed by accept()) are the reader's too: left in the core,
+        # the timer or writer could drain them first (a Trio task order).
+        self._early_events: list[Event] = [*(early_events or []), *conn.events()]
 
     # ------------------------------------------------------------ properties
 

@@ -325,3 +325,34 @@ async def test_an_upgrade_carrying_a_body_is_400_and_the_body_is_never_a_frame(e
     result = await refused(request(extra=extra) + smuggled)
     assert result.status == 400
     assert b"\x81" not in result.body[:1], "the smuggled frame was echoed"
+
+
+# --------------------------------------------------- frames sent before the 101 arrives
+
+
+async def test_frames_pipelined_after_the_request_are_replayed_after_the_101():
+    # Regression, 20 times over: the replayed frames' events sat in the core
+    # until the reader task ran; on Trio, when the timer task ran first it
+    # drained them and failed an assertion, which crashed the server.
+    frames = frame(TEXT, b"early") * 100  # 1.1 KB, well under max_head
+    expected = frame(TEXT, b"early", mask=False) * 100
+    async with attacked_server(Witness()) as server:
+        async with bounded(memory=MiB, seconds=3, server=server):
+            for _ in range(20):
+                async with await RawClient.open(server.port) as raw:
+                    await raw.send(request() + frames)
+                    data = b""
+                    with anyio.fail_after(1):
+                        while not data.endswith(expected):
+                            data += await raw.stream.receive()
+                assert data.startswith(b"HTTP/1.1 101 ")
+
+
+async def test_more_than_max_head_pipelined_after_the_request_is_400_and_the_server_lives():
+    # Regression: the core refuses (400) in the same read that completes the
+    # request; the server used to accept anyway, then crash on InvalidState
+    # while answering 500: one 33 KB write took the whole server down.
+    flood = frame(TEXT, b"x" * 60) * 600  # 40 KB of frames before the 101
+    result = await refused(request() + flood)
+    assert result.status == 400
+    assert b"exceeds the head limit" in result.body
