@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import struct
+import zlib
 
 import anyio
 import anyio.abc
@@ -104,6 +105,27 @@ async def test_a_server_breaking_framing_fails_the_client_with_its_code(name, fr
     assert ws.error.close_code == code
     assert reacted < 0.2
     assert client_close_code(sent_back[0]) == code
+
+
+async def test_a_decompression_bomb_from_the_server_closes_the_client_1009():
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(bytes(100 * MiB)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    bomb_frame = frame(BINARY, bomb[:-4], rsv=4, mask=False)  # built before the bound
+    sent_back: list[bytes] = []
+
+    async def respond(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        extension = b"Sec-WebSocket-Extensions: permessage-deflate"
+        await stream.send(switching(head, extension) + bomb_frame)
+        sent_back.append(await read_all(stream))
+
+    async with hostile_server(respond) as port, bounded(memory=4 * MiB, seconds=2):
+        async with wskit.connect(f"ws://127.0.0.1:{port}/", close_timeout=0.5) as ws:
+            assert ws.compression == "permessage-deflate"
+            with pytest.raises(wskit.ConnectionClosedError) as caught:
+                await ws.recv()
+    assert caught.value.code == 1009
+    assert isinstance(ws.error, wskit.PayloadTooBig)
+    assert client_close_code(sent_back[0]) == 1009
 
 
 # ------------------------------------------------------ C2: lying or hostile handshake answers

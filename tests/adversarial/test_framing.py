@@ -295,3 +295,23 @@ async def test_a_decompression_bomb_closes_1009_after_max_message_of_output():
     assert len(payload) < 200 * KiB
     assert (code, closed) == (1009, True)
     assert reacted < 0.5
+
+
+async def test_a_decompression_bomb_split_into_small_fragments_closes_1009():
+    # The same bomb in 4 KiB fragments: the inflated size is counted across
+    # the message, not per frame.
+    payload = bomb()
+    pieces = [payload[i : i + 4 * KiB] for i in range(0, len(payload), 4 * KiB)]
+    frames = frame(BINARY, pieces[0], fin=False, rsv=4) + b"".join(
+        frame(CONTINUATION, piece, fin=False) for piece in pieces[1:]
+    )
+    async with attacked_server(Recorder()) as server:
+        async with bounded(memory=4 * MiB, seconds=2, server=server):
+            async with await RawClient.open(server.port) as raw:
+                offer = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                await raw.send(upgrade_request(offer))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await raw.stream.receive()
+                code, closed = await close_after(raw, frames)
+    assert (code, closed) == (1009, True)
