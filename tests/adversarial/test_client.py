@@ -155,6 +155,11 @@ async def fails_with(respond, expected: type[BaseException], *, memory: int = CO
          b"server_max_window_bits=99",), None, wskit.NegotiationError, "window"),
         ("200 header lines", tuple(b"X-%d: y" % i for i in range(200)), None,
          wskit.InvalidResponse, "max_headers"),
+        ("a header line of 9000 bytes", (b"X-A: " + b"a" * 9000,), None,
+         wskit.InvalidResponse, "max_line"),
+        ("40 KB of head in lines under the limits",
+         tuple(b"X-%d: " % i + b"a" * 7000 for i in range(6)), None,
+         wskit.InvalidResponse, "max_head"),
     ],
 )  # fmt: skip
 async def test_a_lying_handshake_response_is_a_typed_error(name, extra, accept, expected, message):
