@@ -22,7 +22,7 @@ import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -88,7 +88,6 @@ class Usage:
 
     memory: int = 0
     elapsed: float = 0.0
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @asynccontextmanager
