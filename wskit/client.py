@@ -11,9 +11,11 @@ Every failure to connect is a :class:`~wskit.errors.HandshakeError`:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import socket
 import ssl as _ssl
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -30,7 +32,15 @@ from .backends.sockets import open_tcp_stream
 from .backends.transport import describe, wrap_client_tls
 from .backends.unix import open_unix_stream
 from .core import Accepted, ClientConnection, Event, Terminated
-from .errors import ConnectionFailed, HandshakeError, HandshakeTimeout, InvalidResponse
+from .errors import (
+    ConnectionFailed,
+    HandshakeError,
+    HandshakeRejected,
+    HandshakeTimeout,
+    InvalidResponse,
+    InvalidURI,
+    UsageError,
+)
 from .options import Compression, Options
 from .plugins.base import ClientRequest, Plugin
 from .plugins.chain import PluginChain
@@ -41,6 +51,13 @@ __all__ = ["Connect", "connect"]
 
 # OSError (so ssl.SSLError too) is among TRANSPORT_ERRORS.
 
+MAX_REDIRECTS = 10
+"""How many redirects connect() follows by default (python websockets and Node ws: 10)."""
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers that carry credentials: never sent on to another origin (ws CVE class).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 
 @final
 class Connect:
@@ -60,10 +77,12 @@ class Connect:
         unix_path: str | None,
         mptcp: bool,
         tcp_keepalive: tuple[float, float, int] | None,
+        max_redirects: int = MAX_REDIRECTS,
         plugins: Sequence[Plugin] = (),
         stream: anyio.abc.ByteStream | None = None,
     ) -> None:
         self._uri = uri
+        self._max_redirects = max_redirects
         self._plugins = PluginChain(plugins)
         self._given_stream = stream
         self._options = options
@@ -91,16 +110,9 @@ class Connect:
         stack = AsyncExitStack()
         try:
             with anyio.fail_after(math.inf if timeout is None else timeout):
-                request = ClientRequest(
-                    self._uri.host_header,
-                    self._uri.resource,
-                    list(self._headers),
-                    list(self._subprotocols),
-                )
-                await self._plugins.client_request(request)
-                stream = await self._open_transport()
+                request = await self._prepare_request()
+                stream, conn, early = await self._open_following_redirects()
                 stack.push_async_callback(aclose_quietly, stream)
-                conn, early = await self._handshake(stream, request)
             ws = WebSocket(
                 conn,
                 stream,
@@ -150,6 +162,93 @@ class Connect:
             await self._ws.wait_closed()
         return await exit_unwrapped(self._stack, exc_type, exc, traceback)
 
+    async def _prepare_request(self) -> ClientRequest:
+        """Let the plugins adjust the upgrade request; what they add follows redirects.
+
+        Added headers go where ``extra_headers`` go, so a redirect to another
+        origin drops a plugin's ``Authorization`` or ``Cookie`` like the
+        caller's own.
+        """
+        request = ClientRequest(
+            self._uri.host_header,
+            self._uri.resource,
+            list(self._headers),
+            list(self._subprotocols),
+        )
+        await self._plugins.client_request(request)
+        self._headers = tuple(request.headers)
+        self._subprotocols = tuple(request.subprotocols)
+        self._uri = dataclasses.replace(self._uri, resource=request.resource)
+        return request
+
+    async def _open_following_redirects(
+        self,
+    ) -> tuple[anyio.abc.ByteStream, ClientConnection, list[Event]]:
+        """Open the transport and upgrade, following at most max_redirects redirects."""
+        redirects = 0
+        while True:
+            stream = await self._open_transport()
+            try:
+                conn, early = await self._handshake(stream)
+            except HandshakeRejected as exc:
+                await aclose_quietly(stream)
+                # A pre-made socket or stream, or a Unix path, cannot be pointed elsewhere.
+                fixed = (
+                    self._sock is not None
+                    or self._unix_path is not None
+                    or self._given_stream is not None
+                )
+                if exc.status_code not in _REDIRECT_STATUSES or fixed or not self._max_redirects:
+                    raise
+                redirects += 1
+                if redirects > self._max_redirects:
+                    raise InvalidResponse(
+                        f"more than max_redirects={self._max_redirects} redirects"
+                    ) from exc
+                self._follow(exc)
+                continue
+            except BaseException:
+                await aclose_quietly(stream)
+                raise
+            return stream, conn, early
+
+    def _follow(self, rejected: HandshakeRejected) -> None:
+        """Point this connection at a redirect's Location; drop credentials across origins.
+
+        Raises:
+            InvalidResponse: no Location, one that is not a ws/wss/http/https
+                URL, or one that goes from wss:// down to ws://.
+        """
+        locations = [value for name, value in rejected.headers if name.lower() == "location"]
+        if len(locations) != 1:
+            raise InvalidResponse(
+                f"HTTP {rejected.status_code} redirect with {len(locations)} Location headers"
+            ) from rejected
+        here = self._uri
+        current = f"{'wss' if here.secure else 'ws'}://{here.host_header}{here.resource}"
+        target = urllib.parse.urljoin(current, locations[0])
+        scheme, _, rest = target.partition(":")
+        try:
+            if scheme.lower() not in _WS_SCHEMES:
+                raise InvalidURI(f"scheme {scheme[:20]!r}")
+            uri = parse_uri(_WS_SCHEMES[scheme.lower()] + ":" + rest)
+        except InvalidURI as exc:
+            raise InvalidResponse(f"redirect to an invalid Location: {exc}") from rejected
+        if here.secure and not uri.secure:
+            raise InvalidResponse("refusing a redirect from wss:// to ws://") from rejected
+        if (uri.secure, uri.host, uri.port) != (here.secure, here.host, here.port):
+            # Another origin: its server gets neither our credentials nor our TLS name.
+            self._headers = tuple(
+                (name, value)
+                for name, value in self._headers
+                if name.lower() not in _CREDENTIAL_HEADERS
+            )
+            self._server_hostname = uri.host
+        if uri.secure and self._ssl is None:
+            self._ssl = _ssl.create_default_context()
+        # Credentials in the Location itself are not used: the target chose them, not us.
+        self._uri = WebSocketURI(uri.secure, uri.host, uri.port, uri.resource)
+
     async def _open_transport(self) -> anyio.abc.ByteStream:
         try:
             stream: anyio.abc.ByteStream
@@ -178,13 +277,13 @@ class Connect:
         return stream
 
     async def _handshake(
-        self, stream: anyio.abc.ByteStream, request: ClientRequest
+        self, stream: anyio.abc.ByteStream
     ) -> tuple[ClientConnection, list[Event]]:
         conn = ClientConnection(
-            request.host,
-            request.resource,
-            subprotocols=request.subprotocols,
-            extra_headers=request.headers,
+            self._uri.host_header,
+            self._uri.resource,
+            subprotocols=self._subprotocols,
+            extra_headers=self._headers,
             config=self._options.core_config(),
         )
         try:
@@ -243,6 +342,7 @@ def connect(
     max_queue: int | None = 16,
     write_limit: int = 32 * 1024,
     compression: Compression = "deflate",
+    max_redirects: int = MAX_REDIRECTS,
 ) -> Connect:
     """Open a WebSocket connection to a URL; enter the result with ``async with``.
 
@@ -272,12 +372,20 @@ def connect(
         max_queue: messages buffered for recv() before reading pauses.
         write_limit: buffered bytes above which send() waits.
         compression: "deflate", a DeflateOptions, or None.
+        max_redirects: redirects (301, 302, 303, 307, 308) followed at most,
+            all within ``open_timeout``; one more raises InvalidResponse. 0
+            follows none: a redirect raises HandshakeRejected. Credentials
+            (``Authorization``, ``Cookie``, ``Proxy-Authorization``) are not
+            sent on to another origin, and wss:// never redirects to ws://.
 
     Raises:
         InvalidURI: the URL is not a WebSocket URL (raised at once).
+        UsageError: an option is out of range (raised at once).
     """
     if tcp_keepalive is not None:
         validate_keepalive(tcp_keepalive)
+    if max_redirects < 0:
+        raise UsageError(f"max_redirects must be an integer >= 0, got {max_redirects!r}")
     options = Options(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
@@ -301,6 +409,7 @@ def connect(
         unix_path=unix_path,
         mptcp=mptcp,
         tcp_keepalive=tcp_keepalive,
+        max_redirects=max_redirects,
         plugins=plugins,
         stream=stream,
     )

@@ -396,13 +396,17 @@ class Server:
             answer = conn.data_to_send()
             if answer:  # a refusal (414, 431, 400, ...)
                 await stream.send(answer)
-            for event in conn.events():
-                if isinstance(event, Request):
-                    return event
+            events = conn.events()
+            for event in events:
                 if isinstance(event, Terminated):
+                    # Also after a Request in the same read: the bytes that came
+                    # after it passed max_head, and the core refused with 400.
                     if event.error is not None:
                         logger.info("refused a request: %s", event.error)
                     return None
+            for event in events:
+                if isinstance(event, Request):
+                    return event
 
     def _select_subprotocol(self, request: Request) -> str | None:
         for protocol in self._subprotocols:

@@ -138,7 +138,10 @@ class WebSocket:
         # slices and queue after each, so max_queue bounds memory again.
         self._slice = 1024 if conn.compression is not None else 0
         self._end: Terminated | None = None
-        self._early_events: list[Event] = early_events or []
+        # Events the core already holds (server side: frames that came with the
+        # request, replayed by accept()) are the reader's too: left in the core,
+        # the timer or writer could drain them first (a Trio task order).
+        self._early_events: list[Event] = [*(early_events or []), *conn.events()]
 
     # ------------------------------------------------------------ properties
 
@@ -203,6 +206,11 @@ class WebSocket:
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if self._end is None:
+                    # Aborted from outside (a server's shutdown deadline fires a
+                    # hair before our own close_timeout): report the end as 1006.
+                    self._conn.receive_eof()
+                    self._after_core_call()
                 await self._release_transport()
 
     def _after_core_call(self, *, wake_timer: bool = True) -> None:
