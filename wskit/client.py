@@ -87,6 +87,9 @@ class Connect:
         self._given_stream = stream
         self._options = options
         self._subprotocols = tuple(subprotocols)
+        # The caller's own offer: what plugins add (a token carried as a
+        # subprotocol) does not follow a redirect to another origin.
+        self._offered_subprotocols = self._subprotocols
         headers = list(extra_headers)
         if origin is not None:
             headers.append(("Origin", origin))
@@ -244,6 +247,7 @@ class Connect:
                 if name.lower() not in _CREDENTIAL_HEADERS
             )
             self._server_hostname = uri.host
+            self._subprotocols = self._offered_subprotocols
         if uri.secure and self._ssl is None:
             self._ssl = _ssl.create_default_context()
         # Credentials in the Location itself are not used: the target chose them, not us.

@@ -325,3 +325,32 @@ async def test_a_redirect_from_wss_to_ws_is_refused():
                     pass
         tasks.cancel_scope.cancel()
     assert len(hits) == 1
+
+
+async def test_a_cross_origin_redirect_strips_a_client_plugin_s_token():
+    from wskit.plugins import ClientToken
+
+    target_heads: list[bytes] = []
+
+    async def target(stream: anyio.abc.SocketStream, head: bytes) -> None:
+        target_heads.append(head)
+        await stream.send(switching(head))
+        await stream.receive()
+
+    async with hostile_server(target) as target_port:
+
+        async def redirector(stream: anyio.abc.SocketStream, head: bytes) -> None:
+            answer = b"HTTP/1.1 307 Moved\r\nLocation: ws://localhost:%d/x\r\n" % target_port
+            await stream.send(answer + b"Content-Length: 0\r\n\r\n")
+
+        async with hostile_server(redirector) as port, bounded(memory=CONNECTION, seconds=2):
+            plugins = [
+                ClientToken("s3cret"),
+                ClientToken("s3cret", carrier="cookie"),
+                ClientToken("s3cret", carrier="subprotocol"),
+                ClientToken("s3cret", carrier="query"),
+            ]
+            async with wskit.connect(f"ws://127.0.0.1:{port}/", plugins=plugins, open_timeout=1):
+                pass
+    (head,) = target_heads
+    assert b"s3cret" not in head, head
