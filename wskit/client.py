@@ -40,7 +40,6 @@ __all__ = ["Connect", "connect"]
 # OSError (so ssl.SSLError too) is among TRANSPORT_ERRORS.
 
 
-
 @final
 class Connect:
     """An outgoing connection not opened yet: use ``async with connect(url) as ws``."""

@@ -218,9 +218,7 @@ async def test_recv_stream_hands_over_a_large_message_in_pieces():
 
     with anyio.fail_after(5):
         async with wskit.serve(streamer, "127.0.0.1", 0) as server:
-            async with wskit.connect(
-                f"ws://127.0.0.1:{server.port}/", compression=None
-            ) as ws:
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
                 pieces = [piece async for piece in ws.recv_stream()]
                 assert len(pieces) > 1
                 assert b"".join(pieces) == b"a" * 100_000 + b"b" * 100_000 + b"c" * 100_000

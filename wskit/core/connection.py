@@ -20,10 +20,11 @@ from collections.abc import Iterable
 
 from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
 
-from ._wsproto import Failure, FrameEngine
+from ._wsproto import Failure
 from .config import Config
 from .deflate import DeflateParams
 from .events import CloseReceived, Event, Fragment, Message, Ping, Pong, Terminated
+from .frames import FrameCodec
 from .heartbeat import Due, Heartbeat
 from .http import is_token
 from .state import State, check_transition
@@ -74,7 +75,7 @@ class Connection:
         # Output as the chunks the frame layer produced: joined once, when asked for.
         self._out: list[bytes] = []
         self._out_size = 0
-        self._engine: FrameEngine | None = None
+        self._engine: FrameCodec | None = None
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         self._pending_pings: dict[bytes, float | None] = {}
         self._keepalive_payload: bytes | None = None
@@ -119,7 +120,7 @@ class Connection:
 
     def _open(self, deflate: DeflateParams | None, trailing: bytes) -> None:
         options = self.config.compression
-        self._engine = FrameEngine(
+        self._engine = FrameCodec(
             client=self._client,
             deflate=deflate,
             max_message=self.config.max_message,
@@ -229,7 +230,7 @@ class Connection:
 
     # --------------------------------------------------------------- sending
 
-    def _require_open(self, what: str) -> FrameEngine:
+    def _require_open(self, what: str) -> FrameCodec:
         if self._state is not State.OPEN or self._engine is None:
             raise InvalidState(f"cannot {what}: the connection is {self._state.value}")
         return self._engine
@@ -275,14 +276,15 @@ class Connection:
                     options is not None
                     and _encoded_size(data, options.threshold) >= options.threshold
                 )
-            frame = engine.send_data(data, fin=fin, compress=compress)
+            header, body = engine.send_data(data, fin=fin, compress=compress)
         except UnicodeEncodeError as exc:
             raise UsageError(_NOT_UTF8.format(what="text", exc=exc)) from None
         # Pongs owed answer pings that came before anything the application
         # sends now (a reply to a message that followed a ping, say): they
         # leave first (Autobahn 5.6, 5.7, 5.19, 5.20).
         self._flush_pongs()
-        self._write(frame)
+        self._write(header)
+        self._write(body)
 
     def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
         """Send a ping; its pong arrives as a :class:`Pong` event with the round trip time.
