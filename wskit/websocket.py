@@ -29,6 +29,7 @@ from typing import Any, final
 import anyio
 import anyio.abc
 
+from ._signal import Signal
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.transport import TransportInfo
 from .core import (
@@ -109,8 +110,11 @@ class WebSocket:
         self._max_queue = max_queue
         # Cancelled when we start closing, to unpause a reader held by a full queue.
         self._pause: anyio.CancelScope | None = None
-        self._wake_writer = anyio.Event()
-        self._wake_timer = anyio.Event()
+        self._wake_writer = Signal()
+        self._wake_timer = Signal()
+        # The deadline the timer sleeps until (inf: none); it is woken only
+        # when the core wants an earlier one, not after every read.
+        self._timer_deadline = math.inf
         self._drained = anyio.Event()
         self._flushed = anyio.Event()
         self._reader_done = anyio.Event()
@@ -199,6 +203,11 @@ class WebSocket:
             self._handle(event)
         self._wake_writer.set()
         if wake_timer:
+            self._poke_timer()
+
+    def _poke_timer(self) -> None:
+        deadline = self._conn.next_deadline()
+        if deadline is not None and deadline < self._timer_deadline:
             self._wake_timer.set()
 
     def _handle(self, event: object) -> None:
@@ -251,15 +260,20 @@ class WebSocket:
 
     async def _dispatch(self, events: list[Event]) -> None:
         self._wake_writer.set()  # pongs and close echoes leave at once
+        queue = self._queue
         for event in events:
+            piece: Piece
             if isinstance(event, Fragment):
-                await self._enqueue((event.data, event.fin))
+                piece = (event.data, event.fin)
             elif isinstance(event, Message):  # a core configured without fragments
-                await self._enqueue((event.data, True))
+                piece = (event.data, True)
             else:
                 self._handle(event)
+                continue
+            if not queue.offer(piece):  # full: the slow path
+                await self._enqueue(piece)
         self._wake_writer.set()
-        self._wake_timer.set()
+        self._poke_timer()
 
     async def _enqueue(self, piece: Piece) -> None:
         if self._conn.state is State.OPEN:
@@ -284,7 +298,6 @@ class WebSocket:
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()
-            self._wake_writer = anyio.Event()
             while data := self._conn.data_to_send():
                 self._inflight = len(data)
                 try:
@@ -310,9 +323,10 @@ class WebSocket:
         return self._conn.buffered_amount + self._inflight
 
     async def _timer(self) -> None:
+        wake = self._wake_timer
         while not self._terminated.is_set():
             deadline = self._conn.next_deadline()
-            wake = self._wake_timer
+            self._timer_deadline = math.inf if deadline is None else deadline
             if deadline is None:
                 await wake.wait()
             else:
@@ -320,8 +334,7 @@ class WebSocket:
                 if delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
-            if wake.is_set():
-                self._wake_timer = anyio.Event()
+            self._timer_deadline = -math.inf  # awake: any change is seen below
             self._conn.tick(anyio.current_time())
             # Not waking ourselves: we read next_deadline() right away anyway,
             # and a self-set event made every idle connection spin the CPU.
@@ -392,7 +405,10 @@ class WebSocket:
         """
         parts = self._partial
         while True:
-            data, fin = await self._next_piece()
+            piece = None
+            if self._piece_stream is None and not self._skip_rest:
+                piece = self._queue.get_nowait()  # no wait, no allocation
+            data, fin = piece if piece is not None else await self._next_piece()
             if fin and not parts:
                 return data  # the common case: a message in one piece
             parts.append(data)
