@@ -57,7 +57,7 @@ from .message_queue import MessageQueue, Piece
 __all__ = ["WebSocket"]
 
 
-READ_SIZE = 65536
+READ_SIZE = 262144
 """Bytes asked of the transport per read: large reads amortize the per-call cost."""
 
 # 1005: a close frame without a code, which is how a browser's plain close() ends.
@@ -115,7 +115,8 @@ class WebSocket:
         # The deadline the timer sleeps until (inf: none); it is woken only
         # when the core wants an earlier one, not after every read.
         self._timer_deadline = math.inf
-        self._drained = anyio.Event()
+        # Senders waiting for the buffer to drain below write_limit (made on demand).
+        self._drained: anyio.Event | None = None
         self._flushed = anyio.Event()
         self._reader_done = anyio.Event()
         self._terminated = anyio.Event()
@@ -222,7 +223,7 @@ class WebSocket:
             self._queue.close()
             for done, _, _ in self._pings.values():
                 done.set()
-            self._drained.set()
+            self._wake_senders()
 
     def _pong(self, pong: Pong) -> None:
         # The core says which pings this pong answers: its own and every
@@ -298,10 +299,14 @@ class WebSocket:
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()
-            while data := self._conn.data_to_send():
-                self._inflight = len(data)
+            # Everything pending leaves together: small frames joined into one
+            # write, large payloads as writes of their own (not copied).
+            while buffers := self._conn.chunks_to_send():
+                self._inflight = sum(map(len, buffers))
                 try:
-                    await self._stream.send(data)
+                    for data in buffers:
+                        await self._stream.send(data)
+                        self._inflight -= len(data)
                 except TRANSPORT_ERRORS:
                     self._inflight = 0
                     self._conn.receive_eof()
@@ -315,9 +320,13 @@ class WebSocket:
                 self._flushed.set()
 
     def _signal_drained(self) -> None:
-        if self._buffered() <= self._write_limit:
-            self._drained.set()
-            self._drained = anyio.Event()
+        if self._drained is not None and self._buffered() <= self._write_limit:
+            self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
 
     def _buffered(self) -> int:
         return self._conn.buffered_amount + self._inflight
@@ -526,6 +535,8 @@ class WebSocket:
         while self._buffered() > self._write_limit:
             if self._terminated.is_set():
                 raise self._closed_error()
+            if self._drained is None:
+                self._drained = anyio.Event()
             await self._drained.wait()
 
     async def ping(self, payload: bytes | None = None) -> float:

@@ -251,6 +251,7 @@ def _send_both(oracle: FrameEngine, codec: FrameCodec, steps: list) -> tuple[byt
 
 @given(data=st.binary(max_size=3000), key=st.binary(min_size=4, max_size=4))
 def test_the_python_masker_matches_wsproto(data: bytes, key: bytes) -> None:
+    assert masking.mask_python(memoryview(data), key) == masking.mask(memoryview(data), key)
     expected = bytes(_wsproto_mask(data, key))
     assert masking.mask_python(data, key) == expected
     assert masking.mask(data, key) == expected

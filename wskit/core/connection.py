@@ -43,6 +43,10 @@ _MAX_CONTROL_PAYLOAD = 125
 _MAX_PONGS_OWED = 16
 
 
+# A payload this large is written as a buffer of its own rather than copied
+# into one buffer with the frames around it (chunks_to_send).
+_WRITE_ALONE = 65536
+
 _NOT_UTF8 = "{what} cannot be encoded in UTF-8 (a lone surrogate?): {exc}"
 
 
@@ -359,6 +363,37 @@ class Connection:
         self._out = []
         self._out_size = 0
         return data
+
+    def chunks_to_send(self) -> list[bytes]:
+        """Return what :meth:`data_to_send` would, as buffers to write in order.
+
+        Runs of small frames come joined into one buffer (one write for many
+        frames); a large payload comes as a buffer of its own, so that it is
+        written without being copied behind its header.
+        """
+        if self._pongs_owed and self._state is State.OPEN:
+            self._flush_pongs()
+        out = self._out
+        if len(out) <= 1:
+            if out:
+                self._out = []
+                self._out_size = 0
+            return out
+        self._out = []
+        self._out_size = 0
+        buffers: list[bytes] = []
+        run: list[bytes] = []
+        for chunk in out:
+            if len(chunk) >= _WRITE_ALONE:
+                if run:
+                    buffers.append(run[0] if len(run) == 1 else b"".join(run))
+                    run = []
+                buffers.append(chunk)
+            else:
+                run.append(chunk)
+        if run:
+            buffers.append(run[0] if len(run) == 1 else b"".join(run))
+        return buffers
 
     # ------------------------------------------------------------------ time
 

@@ -186,14 +186,18 @@ class FrameCodec:
             elif available == 0 and remaining:
                 return
             take = remaining if available > remaining else available
-            payload = data[pos : pos + take] if (pos or take != end) else data
-            pos += take
             key = self._key
             if key is not None and take:
-                payload = mask(payload, key)
+                # A large payload is unmasked straight from the received chunk:
+                # no slice is copied first.
+                view = memoryview(data)[pos : pos + take] if take > _JOIN_BELOW else None
+                payload = mask(view if view is not None else data[pos : pos + take], key)
                 shift = take & 3
                 if shift:
                     self._key = key[shift:] + key[:shift]
+            else:
+                payload = data[pos : pos + take] if (pos or take != end) else data
+            pos += take
             self._remaining = remaining - take
             if self._control:
                 self._in_frame = False

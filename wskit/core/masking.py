@@ -22,7 +22,7 @@ _XOR_TABLES = [bytes(a ^ b for a in range(256)) for b in range(256)]
 _SMALL = 1024  # below this, one big-integer XOR beats four strided translates
 
 
-def mask_python(data: bytes, key: bytes) -> bytes:
+def mask_python(data: bytes | memoryview, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key`` repeated (pure Python)."""
     size = len(data)
     if size <= _SMALL:
@@ -37,7 +37,7 @@ def mask_python(data: bytes, key: bytes) -> bytes:
     return bytes(out)
 
 
-def _load_c_mask() -> Callable[[bytes, bytes], bytes] | None:
+def _load_c_mask() -> Callable[[bytes | memoryview, bytes], bytes] | None:
     try:
         from websockets.speedups import apply_mask  # noqa: PLC0415 (optional)
     except ImportError:  # pragma: no cover - depends on the environment
@@ -47,7 +47,7 @@ def _load_c_mask() -> Callable[[bytes, bytes], bytes] | None:
 
 _c_mask = _load_c_mask()
 
-mask: Callable[[bytes, bytes], bytes] = _c_mask if _c_mask is not None else mask_python
+mask: Callable[[bytes | memoryview, bytes], bytes] = _c_mask if _c_mask is not None else mask_python
 """XOR ``data`` with the 4-byte ``key`` repeated: the fastest routine available."""
 
 speedups = _c_mask is not None
