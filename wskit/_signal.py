@@ -1,4 +1,4 @@
-"""A wake-up flag for one waiting task that costs nothing while nobody waits."""
+"""Wake-ups and flags that cost nothing while nobody waits for them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import final
 
 import anyio
 
-__all__ = ["Signal"]
+__all__ = ["Flag", "Signal"]
 
 
 @final
@@ -42,3 +42,36 @@ class Signal:
                 self._event = anyio.Event()
             await self._event.wait()
         self._set = False
+
+
+@final
+class Flag:
+    """A one-way flag that tasks can wait for: an ``anyio.Event`` made on demand.
+
+    A connection has several of these; most are never waited for, so most
+    never allocate an event.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Wait until the flag is set (at once if it is)."""
+        if self._set:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()

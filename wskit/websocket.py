@@ -1,6 +1,6 @@
 """The user-facing WebSocket: a sans-I/O core connection driven over an AnyIO byte stream.
 
-Per connection, four small tasks share the core (it is synchronous, so no lock
+Per connection, three small tasks share the core (it is synchronous, so no lock
 guards it; only the transport's write side is serialized):
 
 * the **reader** receives bytes, feeds the core, and queues messages; when
@@ -9,11 +9,16 @@ guards it; only the transport's write side is serialized):
 * the **writer** is the only task that writes: it takes ``data_to_send()``
   whenever woken, so pongs and close echoes queued by the core leave without
   a caller, and pongs coalesce while a slow peer holds the write side;
-* the **timer** calls ``tick()`` at ``next_deadline()``: keepalive pings, the
-  pong timeout and the close timeout work even while the write side is stuck
-  (a stalled peer cannot silence the heartbeat that detects it);
-* the **closer** waits for the core's ``Terminated`` event, lets the writer
-  flush (bounded), and closes the transport.
+* the **timer** (the task that runs the connection) calls ``tick()`` at
+  ``next_deadline()``: keepalive pings, the pong timeout and the close timeout
+  work even while the write side is stuck (a stalled peer cannot silence the
+  heartbeat that detects it); once the core's ``Terminated`` event came, the
+  same task becomes the **closer**: it lets the writer flush (bounded), and
+  closes the transport.
+
+Nothing on the data path allocates a synchronization primitive per message:
+wake-ups and flags make an event only while a task sleeps on them
+(:mod:`wskit._signal`), the queue likewise.
 
 ``send()`` waits while more than ``write_limit`` bytes are buffered (in the core
 or in flight); ``recv()`` and iteration take messages from the queue.
@@ -29,7 +34,7 @@ from typing import Any, final
 import anyio
 import anyio.abc
 
-from ._signal import Signal
+from ._signal import Flag, Signal
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.transport import TransportInfo
 from .core import (
@@ -117,10 +122,10 @@ class WebSocket:
         self._timer_deadline = math.inf
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
-        self._flushed = anyio.Event()
-        self._reader_done = anyio.Event()
-        self._terminated = anyio.Event()
-        self._closed = anyio.Event()
+        self._flushed = Flag()
+        self._reader_done = Flag()
+        self._terminated = Flag()
+        self._closed = Flag()
         self._inflight = 0
         # ping() waiters: payload -> (done, the RTT once known, send time)
         self._pings: dict[bytes, tuple[anyio.Event, list[float], float]] = {}
@@ -191,7 +196,9 @@ class WebSocket:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
                 tasks.start_soon(self._writer)
-                tasks.start_soon(self._timer)
+                # The timer runs in this task (one task less per connection)
+                # until the core terminates; then this task closes.
+                await self._timer()
                 await self._closer()
                 tasks.cancel_scope.cancel()
         finally:
@@ -220,6 +227,7 @@ class WebSocket:
         elif isinstance(event, Terminated):
             self._end = event
             self._terminated.set()
+            self._wake_timer.set()  # the timer's loop ends, and the closer starts
             self._queue.close()
             for done, _, _ in self._pings.values():
                 done.set()
