@@ -14,10 +14,13 @@ frame layer behind wskit's guard). Both are fed the same things, and:
   from a client the same frames once unmasked (masking keys are random).
 
 Both maskers run: the C routine when installed and the pure-Python fallback.
+``WSKIT_DIFFERENTIAL_EXAMPLES`` sets the number of examples of the two
+differential tests (400 receiving and 200 sending per masker by default).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from wskit.core.deflate import DeflateParams
 from wskit.core.frames import FrameCodec
 
 MASKERS = ["python", "fastest"]
+EXAMPLES = int(os.environ.get("WSKIT_DIFFERENTIAL_EXAMPLES", "400"))
 # Payload sizes at the edges of the three length forms, and of the limits drawn below.
 BOUNDARIES = [124, 125, 126, 127, 400, 401, 65535, 65536]
 
@@ -175,7 +179,7 @@ def _normal(events: list[object]) -> list[object]:
 
 
 @pytest.mark.parametrize("masker", MASKERS)
-@settings(max_examples=400)
+@settings(max_examples=EXAMPLES)
 @given(data=st.data(), setup=setups())
 def test_receiving_matches_wsproto(masker: str, data: st.DataObject, setup: dict) -> None:
     stream = data.draw(inbound(bool(setup["client"]), setup["deflate"]))  # type: ignore[arg-type]
@@ -214,7 +218,7 @@ def operations(draw: st.DrawFn) -> list[tuple[str, object, bool, bool]]:
 
 
 @pytest.mark.parametrize("masker", MASKERS)
-@settings(max_examples=200)
+@settings(max_examples=max(1, EXAMPLES // 2))
 @given(setup=setups(), steps=operations())
 def test_sending_matches_wsproto(masker: str, setup: dict, steps: list) -> None:
     oracle = FrameEngine(**setup)
