@@ -24,7 +24,8 @@ close code:
    UTF-8 of text;
 4. a close frame: its code, then its reason's UTF-8.
 
-After a close frame or a failure nothing more is parsed.
+After a close frame or a failure nothing more is parsed. The sending half
+is :class:`wskit.core.frame_encoder.FrameEncoder`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from wskit.errors import PayloadTooBig, ProtocolError
 from ._wsproto import Failure, InboundEvent
 from .deflate import DeflateParams, Deflater, InflateError, InflateLimitExceeded, Inflater
 from .events import CloseReceived, Fragment, Message, Ping, Pong
+from .frame_encoder import JOIN_BELOW, FrameEncoder
 from .masking import MaskKeys, mask
 from .reassembly import Reassembly
 
@@ -47,10 +49,7 @@ _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 # Codes a peer may put in a close frame: the registered ones (1014 included,
 # which wsproto 1.3 alone would refuse) and the application ranges.
 _RECEIVABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)})
-_HEADER_16 = Struct("!BBH")
-_HEADER_64 = Struct("!BBQ")
 _UINT64 = Struct("!Q")
-_JOIN_BELOW = 4096  # smaller payloads are copied behind their header; larger ones are not
 _Utf8Decoder = getincrementaldecoder("utf-8")
 
 
@@ -65,16 +64,14 @@ def _protocol_error(reason: str) -> _Fail:
     return _Fail(ProtocolError(reason))
 
 
-class FrameCodec:
+class FrameCodec(FrameEncoder):
     """Frames in and out of one open connection, under wskit's limits."""
 
     __slots__ = (
         "_client",
-        "_compress_out",
         "_compressed",
         "_control",
         "_decoder",
-        "_deflater",
         "_done",
         "_fin",
         "_fragments",
@@ -82,7 +79,6 @@ class FrameCodec:
         "_in_frame",
         "_inflater",
         "_key",
-        "_keys",
         "_max_fragments",
         "_max_message",
         "_message",
@@ -90,7 +86,6 @@ class FrameCodec:
         "_opcode",
         "_remaining",
         "_rest",
-        "_sending_text",
         "_size",
     )
 
@@ -143,11 +138,6 @@ class FrameCodec:
         self._sending_text: bool | None = None
         self._compress_out = False
 
-    @property
-    def sending_fragments(self) -> bool | None:
-        """None when no fragmented send is under way, else whether it is text."""
-        return self._sending_text
-
     # ------------------------------------------------------------- receiving
 
     def receive(self, data: bytes) -> list[InboundEvent]:
@@ -190,7 +180,7 @@ class FrameCodec:
             if key is not None and take:
                 # A large payload is unmasked straight from the received chunk:
                 # no slice is copied first.
-                view = memoryview(data)[pos : pos + take] if take > _JOIN_BELOW else None
+                view = memoryview(data)[pos : pos + take] if take > JOIN_BELOW else None
                 payload = mask(view if view is not None else data[pos : pos + take], key)
                 shift = take & 3
                 if shift:
@@ -376,77 +366,6 @@ class FrameCodec:
         else:
             self._done = True
             out.append(_parse_close(payload))
-
-    # --------------------------------------------------------------- sending
-
-    def send_data(self, data: str | bytes, *, fin: bool, compress: bool) -> tuple[bytes, bytes]:
-        """Frame one message, or one fragment of a message (``fin=False``).
-
-        Returns:
-            The frame as a header and a body, to be written one after the
-            other: a large payload is not copied behind its header. Small
-            frames come whole in the header, with an empty body.
-
-        Raises:
-            UnicodeEncodeError: ``data`` is a str with a lone surrogate;
-                nothing changed.
-        """
-        text = isinstance(data, str)
-        payload = data.encode() if isinstance(data, str) else data
-        if self._sending_text is None:
-            opcode = 1 if text else 2
-            self._compress_out = compress and self._deflater is not None
-        else:
-            opcode = 0
-        first = opcode | 0x80 if fin else opcode
-        if self._compress_out:
-            assert self._deflater is not None
-            payload = self._deflater.compress(payload, fin=fin)
-            if opcode:
-                first |= 0x40
-        self._sending_text = None if fin else text
-        return self._frame(first, payload)
-
-    def _frame(self, first: int, payload: bytes) -> tuple[bytes, bytes]:
-        length = len(payload)
-        keys = self._keys
-        mask_bit = 0x80 if keys is not None else 0
-        if length < 126:
-            header = bytes((first, length | mask_bit))
-        elif length < 65536:
-            header = _HEADER_16.pack(first, 126 | mask_bit, length)
-        else:
-            header = _HEADER_64.pack(first, 127 | mask_bit, length)
-        if keys is not None:
-            key = keys.take()
-            header += key
-            payload = mask(payload, key)
-        if length < _JOIN_BELOW:
-            return header + payload, b""
-        return header, payload
-
-    def _control_out(self, opcode: int, payload: bytes) -> bytes:
-        header, body = self._frame(0x80 | opcode, payload)
-        return header + body
-
-    def send_ping(self, payload: bytes) -> bytes:
-        """Frame a ping."""
-        return self._control_out(0x9, payload)
-
-    def send_pong(self, payload: bytes) -> bytes:
-        """Frame a pong."""
-        return self._control_out(0xA, payload)
-
-    def send_close(self, code: int | None, reason: str) -> bytes:
-        """Frame a close (no status code when ``code`` is None)."""
-        if code is None:
-            return self._control_out(0x8, b"")
-        if code in (1005, 1006, 1015):
-            code = 1000  # local-only codes never go on the wire (as wsproto)
-        encoded = reason.encode()
-        if len(encoded) > 123:
-            encoded = encoded[:123].decode(errors="ignore").encode()
-        return self._control_out(0x8, code.to_bytes(2, "big") + encoded)
 
 
 def _parse_close(payload: bytes) -> CloseReceived:
