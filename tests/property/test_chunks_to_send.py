@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from tests.pairs import Pair
 from wskit.core import Config
 
-LARGE = 65536
+LARGE = 256 * 1024
 
 
 @given(
     sizes=st.lists(
-        st.sampled_from([0, 5, 125, 126, 4095, 4096, LARGE - 1, LARGE, 70000]), max_size=8
+        st.sampled_from([0, 5, 125, 126, 4095, 4096, 65536, LARGE - 1, LARGE, LARGE + 9]), max_size=8
     ),
     pings=st.lists(st.booleans(), max_size=8),
 )
