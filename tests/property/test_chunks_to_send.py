@@ -17,12 +17,11 @@ from tests.pairs import Pair
 from wskit.core import Config
 
 LARGE = 256 * 1024
+SIZES = [0, 5, 125, 126, 4095, 4096, 65536, LARGE - 1, LARGE, LARGE + 9]
 
 
 @given(
-    sizes=st.lists(
-        st.sampled_from([0, 5, 125, 126, 4095, 4096, 65536, LARGE - 1, LARGE, LARGE + 9]), max_size=8
-    ),
+    sizes=st.lists(st.sampled_from(SIZES), max_size=8),
     pings=st.lists(st.booleans(), max_size=8),
 )
 def test_chunks_join_to_the_bytes_of_data_to_send(sizes: list[int], pings: list[bool]) -> None:
