@@ -29,7 +29,7 @@ Usage::
 
     .venv/bin/python benchmarks/io_echo.py [--quick] [--markdown] [--repeat N] [--time S]
                                            [--impls a,b] [--workloads a,b]
-                                           [--connections N] [--idle N]
+                                           [--connections N] [--idle N] [--write PAGE]
     .venv/bin/python benchmarks/io_echo.py --profile wskit/asyncio [--profiler py-spy|cprofile]
     .venv/bin/python benchmarks/io_echo.py --serve wskit/trio --port 0   # one server, by hand
 """
@@ -79,7 +79,7 @@ PINNING: dict[str, int] = {}
 PINNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(16 * MiB), "MALLOC_TRIM_THRESHOLD_": str(64 * MiB)}
 SERVER_ENV: dict[str, str] = {}
 MAX_MESSAGE = 64 * MiB  # every server accepts messages this large (the 1 MiB rows)
-READ_SIZE = 64 * KiB  # trio-websocket's receive_buffer_size, as wskit's READ_SIZE
+READ_SIZE = 256 * KiB  # trio-websocket's receive_buffer_size, as wskit's READ_SIZE
 SEED = 20240607
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE = 0x0, 0x1, 0x2, 0x8
@@ -167,7 +167,7 @@ IMPLS = (
         "trio-websocket",
         False,
         "serve_websocket; message_queue_size=inf, max_message_size 64 MiB, "
-        "receive_buffer_size 64 KiB (default 4 KiB); no compression support",
+        "receive_buffer_size 256 KiB (default 4 KiB), as wskit reads; no compression support",
     ),
     Impl(
         "picows/uvloop",
@@ -1474,7 +1474,7 @@ def client_loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop], str]
     return asyncio.new_event_loop, "asyncio"
 
 
-async def bench(args: argparse.Namespace, impls: list[str]) -> None:
+async def bench(args: argparse.Namespace, impls: list[str]) -> str:
     selected = [
         w for w in workloads(args.connections) if not args.workloads or w.key in args.workloads
     ]
@@ -1535,10 +1535,12 @@ async def bench(args: argparse.Namespace, impls: list[str]) -> None:
             finally:
                 for server in fresh.values():
                     server.stop()
-    print(tables(rows, memory, impls, args.idle, args.markdown))
+    out = tables(rows, memory, impls, args.idle, args.markdown)
+    print(out)
     for name, lines in noisy.items():
         print(f"note: the {name} server wrote {len(lines)} line(s) to stderr; the last:")
         print("    " + "\n    ".join(lines[-3:]))
+    return out
 
 
 async def profile(args: argparse.Namespace) -> None:
@@ -1669,6 +1671,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="per-run safety timeout")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     parser.add_argument(
+        "--write",
+        metavar="PAGE",
+        help="also write the tables, as markdown, into PAGE (docs/performance.md) between markers",
+    )
+    parser.add_argument(
         "--system-malloc",
         action="store_true",
         help="keep glibc's moving malloc thresholds in the servers (default: fixed ones)",
@@ -1698,6 +1705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_main(args.serve, args.port, args.cpu, args.compression, args.profiler_in_server)
         return 0
 
+    if args.write:
+        args.markdown = True
     if args.repeat is None:
         args.repeat = 3 if args.quick else 5
     if args.time is None:
@@ -1735,45 +1744,83 @@ def main(argv: Sequence[str] | None = None) -> int:
     versions += (
         f" | anyio {version('anyio')} | trio {version('trio')} | wsproto {version('wsproto')}"
     )
-    print(versions)
-    print(
+    preamble = [
+        versions,
         f"Python {platform.python_version()} ({platform.python_implementation()}) | "
         f"{platform.machine()}, {os.cpu_count()} CPUs | load average at start "
-        f"{os.getloadavg()[0]:.2f}"
-    )
+        f"{os.getloadavg()[0]:.2f}",
+    ]
     if PINNING:
-        print(
+        preamble.append(
             f"servers pinned to CPU {PINNING['server']}, the load generator to CPU "
             f"{PINNING['client']} (os.sched_setaffinity; checked on every server)"
         )
     else:
-        print("NOT pinned: fewer than 2 CPUs available, server and client share the machine")
-    print(
+        preamble.append(
+            "NOT pinned: fewer than 2 CPUs available, server and client share the machine"
+        )
+    preamble.append(
         f"load generator: a raw client (pre-masked frames, byte counting) on {loop_name}; "
         "median of "
         f"{args.repeat} run(s) of {args.time:g} s per row, servers interleaved, first one rotating"
     )
-    print(
+    preamble.append(
         "every server: compression off on the plain rows (on for the deflate row), "
         "keepalive pings off, unbounded receive queues, messages up to 64 MiB; malloc: "
         + (" ".join(f"{k}={v}" for k, v in SERVER_ENV.items()) or "the system's defaults")
     )
-    for impl in impls:
-        print(f"  {impl}: {IMPL_BY_NAME[impl].setup}")
-    for note in notes:
-        print(f"  {note}")
+    preamble += [f"  {impl}: {IMPL_BY_NAME[impl].setup}" for impl in impls]
+    preamble += [f"  {note}" for note in notes]
+    print("\n".join(preamble))
     print()
     sys.stdout.flush()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(bench(args, impls))
+            out = runner.run(bench(args, impls))
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     print(
         f"total {time.perf_counter() - started:.0f} s, load average at end {os.getloadavg()[0]:.2f}"
     )
+    if args.write:
+        write_page(args.write, preamble, out, argv)
+        print(f"tables written to {args.write}")
     return 0
+
+
+PAGE_START = "<!-- benchmarks/io_echo.py --write: start -->"
+PAGE_END = "<!-- benchmarks/io_echo.py --write: end -->"
+
+
+def write_page(
+    path: str, preamble: list[str], tables_text: str, argv: Sequence[str] | None
+) -> None:
+    """Put the run's tables into ``path`` between the two markers (the page's prose stays)."""
+    command = " ".join(["benchmarks/io_echo.py", *(sys.argv[1:] if argv is None else argv)])
+    block = "\n".join(
+        [
+            PAGE_START,
+            f"Measured {time.strftime('%Y-%m-%d')} with `{command}`:",
+            "",
+            "```text",
+            *preamble,
+            "```",
+            "",
+            tables_text,
+            PAGE_END,
+        ]
+    )
+    try:
+        with open(path, encoding="utf-8") as page:
+            text = page.read()
+    except FileNotFoundError:
+        text = f"# Performance\n\n{PAGE_START}\n{PAGE_END}\n"
+    start, end = text.find(PAGE_START), text.find(PAGE_END)
+    require(start >= 0 and end > start, f"{path} lacks the markers {PAGE_START} ... {PAGE_END}")
+    text = text[:start] + block + text[end + len(PAGE_END) :]
+    with open(path, "w", encoding="utf-8") as page:
+        page.write(text)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 
+
 @final
 class Connect:
     """An outgoing connection not opened yet: use ``async with connect(url) as ws``."""

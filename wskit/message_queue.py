@@ -3,7 +3,8 @@
 Items are ``(data, fin)`` pieces of messages as they arrived (a small message
 is one piece with ``fin=True``). Unlike a memory object stream, closing it
 keeps what is queued: ``get()`` returns what arrived before the close, then
-raises.
+raises. Queueing and taking allocate nothing unless a task has to wait: an
+event exists only while one sleeps.
 """
 
 from __future__ import annotations
@@ -24,28 +25,60 @@ Piece = tuple[str | bytes, bool]
 class MessageQueue:
     """At most ``capacity`` pieces (None: unbounded); one reader puts, any task gets."""
 
+    __slots__ = ("_capacity", "_changed", "_closed", "_items")
+
     def __init__(self, capacity: int | None) -> None:
         self._capacity = math.inf if capacity is None else capacity
         self._items: deque[Piece] = deque()
         self._closed = False
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None  # exists only while a task waits
 
     def __len__(self) -> int:
         return len(self._items)
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
+
+    async def _wait(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def offer(self, item: Piece) -> bool:
+        """Queue ``item`` if there is room, without waiting.
+
+        Returns:
+            False when the queue is full and nothing was done; True when the
+            item was queued, or dropped because the queue is closed.
+        """
+        if self._closed:
+            return True
+        if len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        self._notify()
+        return True
 
     async def put(self, item: Piece) -> bool:
         """Queue ``item``, waiting while the queue is full; False if it was closed meanwhile."""
         while len(self._items) >= self._capacity and not self._closed:
-            await self._changed.wait()
+            await self._wait()
         if self._closed:
             return False
         self._items.append(item)
         self._notify()
         return True
+
+    def get_nowait(self) -> Piece | None:
+        """Take the oldest piece if there is one, else None."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        self._notify()
+        return item
 
     async def get(self) -> Piece:
         """Take the oldest piece, waiting for one.
@@ -56,7 +89,7 @@ class MessageQueue:
         while not self._items:
             if self._closed:
                 raise anyio.EndOfStream
-            await self._changed.wait()
+            await self._wait()
         item = self._items.popleft()
         self._notify()
         return item

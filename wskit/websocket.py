@@ -1,6 +1,6 @@
 """The user-facing WebSocket: a sans-I/O core connection driven over an AnyIO byte stream.
 
-Per connection, four small tasks share the core (it is synchronous, so no lock
+Per connection, three small tasks share the core (it is synchronous, so no lock
 guards it; only the transport's write side is serialized):
 
 * the **reader** receives bytes, feeds the core, and queues messages; when
@@ -9,11 +9,16 @@ guards it; only the transport's write side is serialized):
 * the **writer** is the only task that writes: it takes ``data_to_send()``
   whenever woken, so pongs and close echoes queued by the core leave without
   a caller, and pongs coalesce while a slow peer holds the write side;
-* the **timer** calls ``tick()`` at ``next_deadline()``: keepalive pings, the
-  pong timeout and the close timeout work even while the write side is stuck
-  (a stalled peer cannot silence the heartbeat that detects it);
-* the **closer** waits for the core's ``Terminated`` event, lets the writer
-  flush (bounded), and closes the transport.
+* the **timer** (the task that runs the connection) calls ``tick()`` at
+  ``next_deadline()``: keepalive pings, the pong timeout and the close timeout
+  work even while the write side is stuck (a stalled peer cannot silence the
+  heartbeat that detects it); once the core's ``Terminated`` event came, the
+  same task becomes the **closer**: it lets the writer flush (bounded), and
+  closes the transport.
+
+Nothing on the data path allocates a synchronization primitive per message:
+wake-ups and flags make an event only while a task sleeps on them
+(:mod:`wskit._signal`), the queue likewise.
 
 ``send()`` waits while more than ``write_limit`` bytes are buffered (in the core
 or in flight); ``recv()`` and iteration take messages from the queue.
@@ -30,6 +35,7 @@ from typing import Any, final
 import anyio
 import anyio.abc
 
+from ._signal import Flag, Signal
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.transport import TransportInfo
 from .core import (
@@ -43,6 +49,7 @@ from .core import (
     State,
     Terminated,
 )
+from .core.reassembly import Reassembly
 from .errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -59,7 +66,7 @@ from .plugins.chain import MessageCheck
 __all__ = ["WebSocket"]
 
 
-READ_SIZE = 65536
+READ_SIZE = 262144
 """Bytes asked of the transport per read: large reads amortize the per-call cost."""
 
 # 1005: a close frame without a code, which is how a browser's plain close() ends.
@@ -110,24 +117,31 @@ class WebSocket:
         # The plugins' on_message: it sees whole messages, so with one the
         # reader assembles pieces (bounded by max_message) before queueing.
         self._check = message_check
-        self._assembling: list[str | bytes] = []
+        self._assembling = Reassembly()
         self._refusing = False  # a plugin closed the connection: deliver nothing more
         # close_after() plans: key -> (deadline, code, reason)
         self._close_plans: dict[object, tuple[float, int, str]] = {}
         self._queue = MessageQueue(max_queue)
-        self._partial: list[str | bytes] = []  # pieces a cancelled recv() took
+        # Pieces a cancelled recv() took. Joined as they come, not kept one
+        # object per read: a message dribbled a byte per segment would cost
+        # tens of bytes per byte (aiohttp's PYSEC-2026-4389).
+        self._partial = Reassembly()
         self._skip_rest = False  # a recv_stream() was left mid-message
         self._piece_stream: _PieceStream | None = None
         self._max_queue = max_queue
         # Cancelled when we start closing, to unpause a reader held by a full queue.
         self._pause: anyio.CancelScope | None = None
-        self._wake_writer = anyio.Event()
-        self._wake_timer = anyio.Event()
-        self._drained = anyio.Event()
-        self._flushed = anyio.Event()
-        self._reader_done = anyio.Event()
-        self._terminated = anyio.Event()
-        self._closed = anyio.Event()
+        self._wake_writer = Signal()
+        self._wake_timer = Signal()
+        # The deadline the timer sleeps until (inf: none); it is woken only
+        # when the core wants an earlier one, not after every read.
+        self._timer_deadline = math.inf
+        # Senders waiting for the buffer to drain below write_limit (made on demand).
+        self._drained: anyio.Event | None = None
+        self._flushed = Flag()
+        self._reader_done = Flag()
+        self._terminated = Flag()
+        self._closed = Flag()
         self._inflight = 0
         # ping() waiters: payload -> (done, the RTT once known, send time)
         self._pings: dict[bytes, tuple[anyio.Event, list[float], float]] = {}
@@ -201,7 +215,9 @@ class WebSocket:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
                 tasks.start_soon(self._writer)
-                tasks.start_soon(self._timer)
+                # The timer runs in this task (one task less per connection)
+                # until the core terminates; then this task closes.
+                await self._timer()
                 await self._closer()
                 tasks.cancel_scope.cancel()
         finally:
@@ -219,6 +235,11 @@ class WebSocket:
             self._handle(event)
         self._wake_writer.set()
         if wake_timer:
+            self._poke_timer()
+
+    def _poke_timer(self) -> None:
+        deadline = self._conn.next_deadline()
+        if deadline is not None and deadline < self._timer_deadline:
             self._wake_timer.set()
 
     def _handle(self, event: object) -> None:
@@ -230,10 +251,11 @@ class WebSocket:
         elif isinstance(event, Terminated):
             self._end = event
             self._terminated.set()
+            self._wake_timer.set()  # the timer's loop ends, and the closer starts
             self._queue.close()
             for done, _, _ in self._pings.values():
                 done.set()
-            self._drained.set()
+            self._wake_senders()
 
     def _pong(self, pong: Pong) -> None:
         # The core says which pings this pong answers: its own and every
@@ -271,18 +293,23 @@ class WebSocket:
 
     async def _dispatch(self, events: list[Event]) -> None:
         self._wake_writer.set()  # pongs and close echoes leave at once
+        queue = self._queue
         for event in events:
+            piece: Piece
             if isinstance(event, Fragment):
-                if self._check is None:
-                    await self._enqueue((event.data, event.fin))
-                else:
+                if self._check is not None:
                     await self._inspect(event.data, event.fin)
+                    continue
+                piece = (event.data, event.fin)
             elif isinstance(event, Message):  # a core configured without fragments
-                await self._enqueue((event.data, True))
+                piece = (event.data, True)
             else:
                 self._handle(event)
+                continue
+            if not queue.offer(piece):  # full: the slow path
+                await self._enqueue(piece)
         self._wake_writer.set()
-        self._wake_timer.set()
+        self._poke_timer()
 
     async def _enqueue(self, piece: Piece) -> None:
         if self._conn.state is State.OPEN:
@@ -308,17 +335,17 @@ class WebSocket:
         """Put a whole message through the plugins' on_message, then act on the verdict."""
         assert self._check is not None
         if not fin:
-            self._assembling.append(data)
+            self._assembling.add(data)
             return
-        if self._assembling:
-            self._assembling.append(data)
-            parts, self._assembling = self._assembling, []
-            data = "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+        if not self._assembling.empty:
+            self._assembling.add(data)
+            data = self._assembling.finish()
         if self._refusing:
             return
         verdict = self._check(self, data)
         if verdict is PASS:
-            await self._enqueue((data, True))
+            if not self._queue.offer((data, True)):  # full: the slow path
+                await self._enqueue((data, True))
         elif verdict is DROP:
             pass
         elif isinstance(verdict, Reply):
@@ -331,11 +358,14 @@ class WebSocket:
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()
-            self._wake_writer = anyio.Event()
-            while data := self._conn.data_to_send():
-                self._inflight = len(data)
+            # Everything pending leaves together: small frames joined into one
+            # write, large payloads as writes of their own (not copied).
+            while buffers := self._conn.chunks_to_send():
+                self._inflight = sum(map(len, buffers))
                 try:
-                    await self._stream.send(data)
+                    for data in buffers:
+                        await self._stream.send(data)
+                        self._inflight -= len(data)
                 except TRANSPORT_ERRORS:
                     self._inflight = 0
                     self._conn.receive_eof()
@@ -349,20 +379,25 @@ class WebSocket:
                 self._flushed.set()
 
     def _signal_drained(self) -> None:
-        if self._buffered() <= self._write_limit:
-            self._drained.set()
-            self._drained = anyio.Event()
+        if self._drained is not None and self._buffered() <= self._write_limit:
+            self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
 
     def _buffered(self) -> int:
         return self._conn.buffered_amount + self._inflight
 
     async def _timer(self) -> None:
+        wake = self._wake_timer
         while not self._terminated.is_set():
             deadline = self._conn.next_deadline()
             if self._close_plans:
                 planned = min(plan[0] for plan in self._close_plans.values())
                 deadline = planned if deadline is None else min(deadline, planned)
-            wake = self._wake_timer
+            self._timer_deadline = math.inf if deadline is None else deadline
             if deadline is None:
                 await wake.wait()
             else:
@@ -370,8 +405,7 @@ class WebSocket:
                 if delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
-            if wake.is_set():
-                self._wake_timer = anyio.Event()
+            self._timer_deadline = -math.inf  # awake: any change is seen below
             now = anyio.current_time()
             self._close_if_planned(now)
             self._conn.tick(now)
@@ -451,13 +485,15 @@ class WebSocket:
         """
         parts = self._partial
         while True:
-            data, fin = await self._next_piece()
-            if fin and not parts:
+            piece = None
+            if self._piece_stream is None and not self._skip_rest:
+                piece = self._queue.get_nowait()  # no wait, no allocation
+            data, fin = piece if piece is not None else await self._next_piece()
+            if fin and parts.empty:
                 return data  # the common case: a message in one piece
-            parts.append(data)
+            parts.add(data)
             if fin:
-                self._partial = []
-                return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+                return parts.finish()
 
     def recv_stream(self) -> AsyncIterator[str | bytes]:
         """Iterate over the next message in pieces as they arrive (``str`` or ``bytes``).
@@ -472,7 +508,7 @@ class WebSocket:
             ConnectionClosed: (while iterating) the connection closed before
                 the message ended.
         """
-        if self._partial:
+        if not self._partial.empty:
             raise UsageError("a cancelled recv() left a message half read: call recv() first")
         self._abandon_piece_stream()
         stream = _PieceStream(self)
@@ -569,6 +605,8 @@ class WebSocket:
         while self._buffered() > self._write_limit:
             if self._terminated.is_set():
                 raise self._closed_error()
+            if self._drained is None:
+                self._drained = anyio.Event()
             await self._drained.wait()
 
     async def ping(self, payload: bytes | None = None) -> float:

@@ -276,7 +276,7 @@ def test_pongs_owed_before_our_close_frame_leave_before_it(client):
     peer = pair.side(not client)
     peer.receive_data(conn.data_to_send())
     events = peer.events()
-    assert [type(event).__name__ for event in events] [:3] == ["Pong", "Pong", "CloseReceived"]
+    assert [type(event).__name__ for event in events][:3] == ["Pong", "Pong", "CloseReceived"]
     assert [event.payload for event in events[:2]] == [b"1", b"2"]
 
 

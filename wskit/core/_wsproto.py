@@ -21,7 +21,6 @@ this module.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from wsproto.connection import Connection as _WsprotoConnection
@@ -43,6 +42,7 @@ from .deflate import (
     Inflater,
 )
 from .events import CloseReceived, Fragment, Message, Ping, Pong
+from .reassembly import Reassembly
 
 __all__ = ["Failure", "FrameEngine"]
 
@@ -103,6 +103,9 @@ class _Guard(Extension):
         # Per inbound frame and per inbound message (control frames interleave).
         self._frame_is_control = False
         self._frame_is_close = False
+        # wsproto parses a frame's header again when its masking key had not
+        # all arrived: the second call must not count the fragment twice.
+        self._header_pending = False
         self.received_1014 = False
         self._message_size = 0
         self._message_frames = 0
@@ -134,13 +137,15 @@ class _Guard(Extension):
     ) -> CloseReason | RsvBits:
         self._frame_is_control = opcode.iscontrol()
         self._frame_is_close = opcode is Opcode.CLOSE
+        retry, self._header_pending = self._header_pending, True
         if self._frame_is_control:
             # wsproto rejects RSV bits we do not claim: claim none on control frames.
             return _NO_RSV
         if opcode is Opcode.CONTINUATION:
             if rsv.rsv1:
                 return self._fail(ProtocolError("RSV1 set on a continuation frame"))
-            self._message_frames += 1
+            if not retry:
+                self._message_frames += 1
             if self._message_frames > self.max_fragments:
                 return self._fail(
                     PayloadTooBig(f"message split into more than {self.max_fragments} frames")
@@ -165,6 +170,7 @@ class _Guard(Extension):
     def frame_inbound_payload_data(
         self, _proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
+        self._header_pending = False
         if self._frame_is_control:
             if self._frame_is_close and data[:2] == _CODE_1014:
                 # wsproto 1.3 rejects 1014 (Bad Gateway, IANA-registered) as an
@@ -230,45 +236,6 @@ class _Guard(Extension):
         return rsv, self._deflater.compress(data, fin=fin)
 
 
-class _Reassembly:
-    """Collects the pieces of one message without one object per network read."""
-
-    __slots__ = ("_binary", "_first", "_text")
-
-    def __init__(self) -> None:
-        self._first: str | bytes | None = None
-        self._text: io.StringIO | None = None
-        self._binary: bytearray | None = None
-
-    def add(self, piece: str | bytes) -> None:
-        if self._first is None and self._text is None and self._binary is None:
-            self._first = piece
-            return
-        if isinstance(piece, str):
-            if self._text is None:
-                self._text = io.StringIO()
-                assert isinstance(self._first, str)
-                self._text.write(self._first)
-                self._first = None
-            self._text.write(piece)
-        else:
-            if self._binary is None:
-                assert isinstance(self._first, bytes)
-                self._binary = bytearray(self._first)
-                self._first = None
-            self._binary += piece
-
-    def finish(self) -> str | bytes:
-        if self._text is not None:
-            result: str | bytes = self._text.getvalue()
-        elif self._binary is not None:
-            result = bytes(self._binary)
-        else:
-            result = self._first if self._first is not None else b""
-        self._first = self._text = self._binary = None
-        return result
-
-
 class FrameEngine:
     """wsproto's frame layer for one open connection, behind wskit's limits."""
 
@@ -297,7 +264,7 @@ class FrameEngine:
         self._wsproto = _WsprotoConnection(
             ConnectionType.CLIENT if client else ConnectionType.SERVER, [self._guard]
         )
-        self._message = _Reassembly()
+        self._message = Reassembly()
         self._sending_text: bool | None = None  # type of the message being sent in fragments
 
     @property

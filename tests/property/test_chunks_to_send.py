@@ -1,0 +1,48 @@
+"""``chunks_to_send()``: the same bytes as ``data_to_send()``, in fewer copies.
+
+Two servers in the same state are given the same messages; one is drained
+with ``data_to_send()``, the other with ``chunks_to_send()``. The buffers
+joined are the bytes, small frames share a buffer, and a large payload is a
+buffer of its own (the very object handed to the core when it is bytes).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.pairs import Pair
+from wskit.core import Config
+
+LARGE = 256 * 1024
+SIZES = [0, 5, 125, 126, 4095, 4096, 65536, LARGE - 1, LARGE, LARGE + 9]
+
+
+@given(
+    sizes=st.lists(st.sampled_from(SIZES), max_size=8),
+    pings=st.lists(st.booleans(), max_size=8),
+)
+def test_chunks_join_to_the_bytes_of_data_to_send(sizes: list[int], pings: list[bool]) -> None:
+    config = Config(compression=None)
+    joined_side = Pair.open(config).server
+    chunked_side = Pair.open(config).server
+    payloads = [bytes([index % 256]) * size for index, size in enumerate(sizes)]
+    for index, payload in enumerate(payloads):
+        for server in (joined_side, chunked_side):
+            server.send_bytes(payload)
+            if index < len(pings) and pings[index]:
+                server.send_ping(bytes([index]))
+    expected = joined_side.data_to_send()
+    buffers = chunked_side.chunks_to_send()
+    assert b"".join(buffers) == expected
+    assert chunked_side.chunks_to_send() == []
+    assert chunked_side.buffered_amount == 0
+    # Small frames are never written alone next to each other.
+    for first, second in itertools.pairwise(buffers):
+        assert len(first) >= LARGE or len(second) >= LARGE
+    # Each large payload is one buffer, not copied.
+    for payload in payloads:
+        if len(payload) >= LARGE:
+            assert any(buffer is payload for buffer in buffers)
