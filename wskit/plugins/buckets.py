@@ -67,8 +67,17 @@ class TokenBucket:
 
     def tokens(self, now: float) -> float:
         """The tokens available at ``now``."""
-        self._refill(now)
+        if now > self._updated:
+            self._refill(now)
         return self._tokens
+
+    def spend(self, amount: float) -> None:
+        """Take ``amount`` tokens just checked with :meth:`tokens` at the same ``now``.
+
+        For callers that check several buckets before charging any (all or
+        nothing); :meth:`take` checks and charges one bucket in one call.
+        """
+        self._tokens -= amount
 
     def can_take(self, now: float, amount: float = 1.0) -> bool:
         """Tell whether ``amount`` tokens are available at ``now`` (taking nothing)."""

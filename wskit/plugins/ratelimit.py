@@ -234,18 +234,19 @@ class RateLimit(Plugin):
             return PASS
         messages, sizes = buckets
         now = self._clock()
-        size = _size(message) if sizes else 0
         # All or nothing: a refused message costs no budget anywhere.
         for bucket in messages:
-            if not bucket.can_take(now):
+            if bucket.tokens(now) < 1.0:
                 return self._action
-        for bucket in sizes:
-            if not bucket.can_take(now, size):
-                return self._action
+        if sizes:
+            size = _size(message)
+            for bucket in sizes:
+                if bucket.tokens(now) < size:
+                    return self._action
+            for bucket in sizes:
+                bucket.spend(size)
         for bucket in messages:
-            bucket.take(now)
-        for bucket in sizes:
-            bucket.take(now, size)
+            bucket.spend(1.0)
         return PASS
 
     async def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
