@@ -16,7 +16,7 @@ import sys
 
 import anyio
 
-from tests.adversarial.seccomp import Rule, install
+from tests.seccomp import Rule, install
 
 
 async def echo(ws) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """MPTCP refused by the kernel (threats M1, M4), at the level of serve() and connect().
 
 The kernel is made to refuse with a seccomp filter in a child process (see
-``seccomp.py``): ``socket(..., IPPROTO_MPTCP)`` fails with each errno a real
+``tests/seccomp.py``): ``socket(..., IPPROTO_MPTCP)`` fails with each errno a real
 kernel gives, and TCP socket options fail as some kernels refuse them on
 MPTCP sockets. wskit must fall back to TCP (one notice per reason), or go on
 without the option, and never leak a socket. The errno is real: nothing in
@@ -26,7 +26,7 @@ import anyio
 import pytest
 
 import wskit
-from tests.adversarial import seccomp
+from tests import seccomp
 from tests.adversarial.harness import KiB, attacked_server, bounded
 from tests.io.support import needs_mptcp
 from wskit.backends.options import set_option_best_effort

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 import wskit
+from tests import seccomp
 from tests.backends.conftest import (
     MPTCP,
     RefusingSocketModule,
@@ -30,7 +31,6 @@ from tests.backends.conftest import (
     raw,
     round_trip,
 )
-from tests.e2e import seccomp
 from wskit.backends import (
     MptcpInfo,
     MptcpListener,
@@ -303,7 +303,7 @@ _NO_TCP_IS_MPTCP_SNIPPET = textwrap.dedent(
     """
     import errno, socket, sys
     import anyio
-    from tests.e2e.seccomp import refuse_tcp_is_mptcp
+    from tests.seccomp import refuse_tcp_is_mptcp
     from wskit.backends import create_tcp_listeners, describe, mptcp_status, open_tcp_stream
 
     refuse_tcp_is_mptcp()  # from here on, this process's kernel predates TCP_IS_MPTCP
@@ -340,7 +340,7 @@ _NO_TCP_IS_MPTCP_SNIPPET = textwrap.dedent(
 
 
 @needs_mptcp
-@pytest.mark.skipif(not seccomp.supported(), reason="no seccomp syscall table for this machine")
+@pytest.mark.skipif(not seccomp.SUPPORTED, reason="no seccomp syscall table for this machine")
 def test_kernel_without_tcp_is_mptcp_still_reports_mptcp(anyio_backend):
     # Kernels from 5.16 (MPTCP_INFO) until TCP_IS_MPTCP was added refuse the
     # latter; a seccomp filter makes this kernel answer the same way.

@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.e2e import seccomp
+from tests import seccomp
 from tests.e2e.streams import stream
 
 DURATION = 0.3
@@ -107,7 +107,7 @@ PLATFORMS = {
     # A Linux kernel built without CONFIG_MPTCP.
     "kernel-without-mptcp": (
         f"import sys; sys.path.insert(0, {str(REPO)!r});"
-        " from tests.e2e.seccomp import refuse_mptcp_sockets; refuse_mptcp_sockets()",
+        " from tests.seccomp import refuse_mptcp_sockets; refuse_mptcp_sockets()",
         "wskit.backends: MPTCP is unavailable (EPROTONOSUPPORT: the kernel is built"
         " without MPTCP); using TCP instead",
     ),
@@ -119,7 +119,7 @@ PLATFORMS = {
 @pytest.mark.parametrize("platform", list(PLATFORMS))
 async def test_platform_without_mptcp(two_paths, tmp_path, anyio_backend, platform):
     prelude, notice = PLATFORMS[platform]
-    if platform == "kernel-without-mptcp" and not seccomp.supported():
+    if platform == "kernel-without-mptcp" and not seccomp.SUPPORTED:
         pytest.skip("no seccomp syscall table for this machine")
     run = await _run(
         two_paths, tmp_path, anyio_backend, server_mptcp=True, client_mptcp=True, prelude=prelude

@@ -1,28 +1,40 @@
 """Make the real kernel refuse chosen system calls with a chosen errno (seccomp-bpf).
 
-The MPTCP scenarios need the kernel to refuse ``socket(..., IPPROTO_MPTCP)``
-with each errno a kernel can give (EPROTONOSUPPORT: built without MPTCP;
-ENOPROTOOPT: ``net.mptcp.enabled=0``; EINVAL: older than 5.6), and to refuse
-socket options on MPTCP sockets. A seccomp filter does exactly that, in the
-kernel's system-call path: wskit sees the errno a real ``socket()`` or
-``setsockopt()`` returns, with nothing in Python patched. A filter cannot be
-removed, so it is installed in a child process (see ``_mptcp_child.py``).
+Some platforms cannot be had on this machine: a kernel built without MPTCP
+(``socket(..., IPPROTO_MPTCP)`` fails with EPROTONOSUPPORT), one with MPTCP
+disabled (ENOPROTOOPT) or older than 5.6 (EINVAL), one that refuses socket
+options on MPTCP sockets, or one that predates ``TCP_IS_MPTCP``. A seccomp
+filter gives exactly that answer from the real system call, in the kernel's
+system-call path, with nothing in Python patched and every other call
+untouched. A filter cannot be removed: install it only in a child process
+(``tests/adversarial/_mptcp_child.py``, the subprocesses of ``tests/e2e``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import platform
 import struct
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["SUPPORTED", "Rule", "install", "syscall_number"]
+__all__ = [
+    "SUPPORTED",
+    "Rule",
+    "install",
+    "refuse_mptcp_sockets",
+    "refuse_tcp_is_mptcp",
+    "syscall_number",
+]
+
+IPPROTO_MPTCP = 262
+TCP_IS_MPTCP = 43
 
 # Per architecture: AUDIT_ARCH_* and the numbers of the calls we filter.
 _ARCHES = {
-    "x86_64": (0xC000003E, {"socket": 41, "setsockopt": 54}),
-    "aarch64": (0xC00000B7, {"socket": 198, "setsockopt": 208}),
+    "x86_64": (0xC000003E, {"socket": 41, "getsockopt": 55, "setsockopt": 54}),
+    "aarch64": (0xC00000B7, {"socket": 198, "getsockopt": 209, "setsockopt": 208}),
 }
 # Arguments are read as the low 32 bits of little-endian u64s.
 SUPPORTED = platform.machine() in _ARCHES and sys.byteorder == "little"
@@ -42,7 +54,7 @@ class Rule:
     """Refuse ``call`` with ``errno`` when each listed argument equals its value.
 
     Attributes:
-        call: "socket" or "setsockopt".
+        call: "socket", "getsockopt" or "setsockopt".
         errno: the errno the call returns.
         args: argument index -> value (compared on the low 32 bits).
     """
@@ -93,3 +105,17 @@ def install(rules: list[Rule]) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def refuse_mptcp_sockets() -> None:
+    """``socket(..., IPPROTO_MPTCP)`` fails with EPROTONOSUPPORT, as without CONFIG_MPTCP."""
+    install([Rule("socket", errno.EPROTONOSUPPORT, {2: IPPROTO_MPTCP})])
+
+
+def refuse_tcp_is_mptcp() -> None:
+    """``getsockopt(IPPROTO_TCP, TCP_IS_MPTCP)`` fails, as on kernels that predate it.
+
+    Such a kernel answers EOPNOTSUPP for an MPTCP socket (the option is
+    unknown to MPTCP) and ENOPROTOOPT for a TCP one; EOPNOTSUPP here.
+    """
+    install([Rule("getsockopt", errno.EOPNOTSUPP, {1: 6, 2: TCP_IS_MPTCP})])
