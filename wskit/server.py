@@ -26,6 +26,7 @@ from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
+from .backends.lean import lean_stream
 from .backends.sockets import create_tcp_listeners
 from .backends.transport import describe, wrap_server_tls
 from .backends.unix import create_unix_listener
@@ -271,6 +272,8 @@ class Server:
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
             if raw is not None:
                 configure_accepted(raw, self._tcp_keepalive)
+            if self._ssl is None:  # TLS stays on AnyIO's streams
+                stream = lean_stream(stream)
             self._active += 1
             self._tasks.start_soon(self._connection, stream)
 
