@@ -26,7 +26,6 @@ import anyio.abc
 
 from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
-from .backends.lean import lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import stream_from_socket
 from .backends.sockets import open_tcp_stream
@@ -273,10 +272,7 @@ class Connect:
                     mptcp=self._mptcp,
                     tcp_keepalive=self._tcp_keepalive,
                 )
-            if self._ssl is None:
-                if self._given_stream is None:  # a stream the caller gave stays theirs
-                    stream = lean_stream(stream)
-            else:
+            if self._ssl is not None:
                 # Closes the TCP stream itself if the handshake fails or times out.
                 stream = await wrap_client_tls(stream, self._ssl, self._server_hostname)
         except TRANSPORT_ENDED as exc:

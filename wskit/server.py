@@ -24,9 +24,9 @@ import anyio.abc
 
 from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
+from .backends.lean import lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
-from .backends.lean import lean_stream
 from .backends.sockets import create_tcp_listeners
 from .backends.transport import describe, wrap_server_tls
 from .backends.unix import create_unix_listener

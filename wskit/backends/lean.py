@@ -22,16 +22,19 @@ the buffer to drain has still sent its bytes, and never cut a frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 from collections import deque
-from typing import Any, final
+from typing import Any, TypeVar, final
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
 __all__ = ["READ_BUFFER", "LeanStream", "lean_stream"]
+
+_S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
 READ_BUFFER = 262144
 """Bytes the protocol buffers before it pauses reading (the peer then meets TCP backpressure)."""
@@ -44,6 +47,7 @@ class _Protocol(asyncio.Protocol):
     __slots__ = (
         "buffer",
         "buffered",
+        "drain_waiters",
         "drained",
         "eof",
         "exception",
@@ -65,6 +69,7 @@ class _Protocol(asyncio.Protocol):
         self.paused_writing = False
         self.readable: asyncio.Future[None] | None = None  # exists while a receive() waits
         self.drained: asyncio.Future[None] | None = None  # exists while a send() waits
+        self.drain_waiters: list[asyncio.Future[None]] = []  # wait_drained() callers
 
     def data_received(self, data: bytes) -> None:
         self.buffer.append(data)
@@ -102,6 +107,11 @@ class _Protocol(asyncio.Protocol):
         waiter = self.drained
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.drain_waiters:
+            waiters, self.drain_waiters = self.drain_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 @final
@@ -210,12 +220,46 @@ class LeanStream(anyio.abc.SocketStream):
             finally:
                 protocol.drained = None
 
+    def can_write_now(self) -> bool:
+        """Whether :meth:`write_now` may be called: open, not sending, nothing waiting to leave."""
+        protocol = self._protocol
+        return not (
+            self._sending
+            or self._closed
+            or protocol.lost
+            or protocol.paused_writing
+            or self._transport_.is_closing()
+        )
+
+    def write_now(self, item: bytes) -> None:
+        """Hand ``item`` to the transport at once, whole, without waiting.
+
+        Only after :meth:`can_write_now` said yes. What the kernel does not
+        take stays in the transport's buffer (:meth:`pending`); a writer
+        bounds it with :meth:`wait_drained`. Errors surface at the next
+        ``receive()`` or ``send()``.
+        """
+        self._transport_.write(item)
+
+    def pending(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return self._transport_.get_write_buffer_size()
+
+    async def wait_drained(self) -> None:
+        """Wait until the transport's buffer is empty (or the connection is lost).
+
+        Cancel-safe, and any number of tasks may wait at once.
+        """
+        protocol = self._protocol
+        while protocol.paused_writing and not protocol.lost:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            protocol.drain_waiters.append(waiter)
+            await waiter
+
     async def send_eof(self) -> None:
         """Shut down the write side (TCP FIN); reading goes on."""
-        try:
+        with contextlib.suppress(OSError):
             self._transport_.write_eof()
-        except OSError:
-            pass
 
     async def aclose(self) -> None:
         """Close at once, as AnyIO's stream does: what was not sent is dropped."""
@@ -224,7 +268,7 @@ class LeanStream(anyio.abc.SocketStream):
         await anyio.lowlevel.checkpoint()
 
 
-def lean_stream(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
+def lean_stream(stream: _S) -> _S | LeanStream:
     """Move an AnyIO socket stream on asyncio to a :class:`LeanStream`.
 
     Args:
