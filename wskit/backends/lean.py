@@ -26,6 +26,7 @@ import contextlib
 import socket
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TypeVar, final
 
 import anyio
@@ -125,6 +126,7 @@ class LeanStream(anyio.abc.SocketStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self._transport_ = transport
         self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
         self._closed = False
         self._receiving = False
         self._sending = False
@@ -150,6 +152,9 @@ class LeanStream(anyio.abc.SocketStream):
             if self._receiving:
                 raise anyio.BusyResourceError("reading from")
             self._receiving = True
+            if protocol.paused_reading:  # by pause_reading(): the buffer is empty
+                protocol.paused_reading = False
+                protocol.transport.resume_reading()
             try:
                 while not protocol.buffer and not protocol.eof and not protocol.lost:
                     waiter = protocol.readable = asyncio.get_running_loop().create_future()
@@ -220,6 +225,18 @@ class LeanStream(anyio.abc.SocketStream):
             finally:
                 protocol.drained = None
 
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until the next ``receive()``.
+
+        For a reader that stops receiving for a while (its queue is full):
+        the peer then meets TCP backpressure at once, not after
+        :data:`READ_BUFFER` more bytes.
+        """
+        protocol = self._protocol
+        if not protocol.paused_reading and not protocol.lost:
+            protocol.paused_reading = True
+            self._transport_.pause_reading()
+
     def can_write_now(self) -> bool:
         """Whether :meth:`write_now` may be called: open, not sending, nothing waiting to leave."""
         protocol = self._protocol
@@ -231,30 +248,34 @@ class LeanStream(anyio.abc.SocketStream):
             or self._transport_.is_closing()
         )
 
+    def soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the event loop after the current step of the current task."""
+        self._loop.call_soon(callback)
+
     def write_now(self, item: bytes) -> None:
         """Hand ``item`` to the transport at once, whole, without waiting.
 
         Only after :meth:`can_write_now` said yes. What the kernel does not
-        take stays in the transport's buffer (:meth:`pending`); a writer
-        bounds it with :meth:`wait_drained`. Errors surface at the next
+        take stays in the transport's buffer, and :meth:`can_write_now`
+        says no until it has left (:meth:`wait_drained`). Errors surface at the next
         ``receive()`` or ``send()``.
         """
         self._transport_.write(item)
 
-    def pending(self) -> int:
-        """Bytes written but not yet taken by the kernel."""
-        return self._transport_.get_write_buffer_size()
-
     async def wait_drained(self) -> None:
-        """Wait until the transport's buffer is empty (or the connection is lost).
+        """Wait until the transport's buffer empties or the connection is lost.
 
-        Cancel-safe, and any number of tasks may wait at once.
+        Returns at once if nothing waits to leave. Cancel-safe, and any
+        number of tasks may wait at once.
         """
-        protocol = self._protocol
-        while protocol.paused_writing and not protocol.lost:
+        if self.draining():
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            protocol.drain_waiters.append(waiter)
+            self._protocol.drain_waiters.append(waiter)
             await waiter
+
+    def draining(self) -> bool:
+        """Whether written bytes still wait to leave on a live connection."""
+        return self._protocol.paused_writing and not self._protocol.lost and not self._closed
 
     async def send_eof(self) -> None:
         """Shut down the write side (TCP FIN); reading goes on."""
