@@ -38,7 +38,11 @@ __all__ = ["READ_BUFFER", "LeanStream", "lean_stream"]
 _S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
 READ_BUFFER = 262144
-"""Bytes the protocol buffers before it pauses reading (the peer then meets TCP backpressure)."""
+"""Bytes the protocol buffers, beyond which it pauses reading (the peer meets TCP backpressure).
+
+One read of asyncio's transport (256 KiB) does not pause it: pausing and resuming cost a
+system call each, and the reader takes the whole buffer at its next ``receive()``.
+"""
 
 
 @final
@@ -75,7 +79,7 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer.append(data)
         self.buffered += len(data)
-        if self.buffered >= READ_BUFFER and not self.paused_reading:
+        if self.buffered > READ_BUFFER and not self.paused_reading:
             self.paused_reading = True
             self.transport.pause_reading()
         self._wake_reader()
@@ -179,7 +183,7 @@ class LeanStream(anyio.abc.SocketStream):
             buffer.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         protocol.buffered -= len(chunk)
-        if protocol.paused_reading and protocol.buffered < READ_BUFFER:
+        if protocol.paused_reading and protocol.buffered <= READ_BUFFER:
             protocol.paused_reading = False
             protocol.transport.resume_reading()
         return chunk
