@@ -6,9 +6,13 @@ guards it; only the transport's write side is serialized):
 * the **reader** receives bytes, feeds the core, and queues messages; when
   ``max_queue`` messages wait, it stops reading, so the peer meets TCP
   backpressure instead of our memory growing;
-* the **writer** is the only task that writes: it takes ``data_to_send()``
-  whenever woken, so pongs and close echoes queued by the core leave without
-  a caller, and pongs coalesce while a slow peer holds the write side;
+* the **writer** takes ``data_to_send()`` whenever woken, so pongs and close
+  echoes queued by the core leave without a caller, and pongs coalesce while
+  a slow peer holds the write side. On the lean asyncio stream, whose writes
+  are whole and never wait, a loop callback (:meth:`WebSocket._flush`) writes
+  instead while the writer is idle and the kernel has taken everything so
+  far: no task switch per message, and a burst of sends still leaves as one
+  write;
 * the **timer** (the task that runs the connection) calls ``tick()`` at
   ``next_deadline()``: keepalive pings, the pong timeout and the close timeout
   work even while the write side is stuck (a stalled peer cannot silence the
