@@ -131,14 +131,19 @@ class LeanStream(anyio.abc.SocketStream):
         self._transport_ = transport
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
+        self._sock: socket.socket = transport.get_extra_info("socket")
         self._closed = False
         self._receiving = False
         self._sending = False
 
     @property
     def _raw_socket(self) -> socket.socket:
-        sock: socket.socket = self._transport_.get_extra_info("socket")
-        return sock
+        return self._sock
+
+    @property
+    def raw_socket(self) -> socket.socket:
+        """The socket under the transport (AnyIO's ``SocketAttribute.raw_socket``)."""
+        return self._sock
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return up to ``max_bytes`` bytes, waiting until some arrive.
