@@ -191,3 +191,32 @@ async def test_lean_reading_pauses_when_its_buffer_fills(anyio_backend_name: str
             assert READ_BUFFER <= protocol.buffered < READ_BUFFER + 4 * 1024 * 1024
             await server.receive(1 << 22)
             assert not protocol.paused_reading
+
+
+def test_uvloop_transports_are_lean_too() -> None:
+    # uvloop's transports keep asyncio's contract without deriving from
+    # asyncio.Transport; the suite's loops are asyncio and Trio, so this
+    # runs its own uvloop loop (skipped where uvloop is not installed).
+    pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            async with pair(lean_server=True) as (client, server):
+                assert isinstance(client, LeanStream)
+                assert isinstance(server, LeanStream)
+                payload = b"u" * (3 * READ_BUFFER)
+                received = bytearray()
+
+                async def read_all() -> None:
+                    while len(received) < len(payload):
+                        received.extend(await server.receive(READ_BUFFER))
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(read_all)
+                    await client.send(payload)
+                assert received == payload
+                await client.send_eof()
+                with pytest.raises(anyio.EndOfStream):
+                    await server.receive()
+
+    anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})

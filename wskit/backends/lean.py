@@ -37,6 +37,19 @@ __all__ = ["READ_BUFFER", "LeanStream", "lean_stream"]
 
 _S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
+_TRANSPORT_METHODS = (
+    "abort",
+    "get_extra_info",
+    "get_write_buffer_size",
+    "is_closing",
+    "pause_reading",
+    "resume_reading",
+    "set_protocol",
+    "set_write_buffer_limits",
+    "write",
+    "write_eof",
+)
+
 READ_BUFFER = 262144
 """Bytes the protocol buffers, beyond which it pauses reading (the peer meets TCP backpressure).
 
@@ -315,10 +328,14 @@ def lean_stream(stream: _S) -> _S | LeanStream:
     kind: Any = getattr(backend, "SocketStream", None)
     if kind is None or type(stream) is not kind:
         return stream
-    transport = getattr(stream, "_transport", None)
+    transport: Any = getattr(stream, "_transport", None)
     old = getattr(stream, "_protocol", None)
     queue = getattr(old, "read_queue", None)
-    if not isinstance(transport, asyncio.Transport) or not isinstance(queue, deque):
+    # uvloop's transports do not derive from asyncio.Transport, but keep its
+    # contract (whole writes, set_protocol): recognized by what they offer.
+    if not all(hasattr(transport, name) for name in _TRANSPORT_METHODS):
+        return stream
+    if not isinstance(queue, deque):
         return stream
     if transport.is_closing():
         return stream
