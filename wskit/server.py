@@ -24,6 +24,7 @@ import anyio.abc
 
 from ._groups import exit_unwrapped
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
+from .backends.lean import LeanStream, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners
@@ -268,7 +269,13 @@ class Server:
                 logger.warning("accept failed: %s", exc)
                 await anyio.sleep(0.1)
                 continue
-            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+            if self._ssl is None:  # TLS stays on AnyIO's streams
+                stream = lean_stream(stream)
+            raw: socket.socket | None
+            if isinstance(stream, LeanStream):
+                raw = stream.raw_socket  # without AnyIO's attribute table
+            else:
+                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
             if raw is not None:
                 configure_accepted(raw, self._tcp_keepalive)
             self._active += 1

@@ -6,9 +6,13 @@ guards it; only the transport's write side is serialized):
 * the **reader** receives bytes, feeds the core, and queues messages; when
   ``max_queue`` messages wait, it stops reading, so the peer meets TCP
   backpressure instead of our memory growing;
-* the **writer** is the only task that writes: it takes ``data_to_send()``
-  whenever woken, so pongs and close echoes queued by the core leave without
-  a caller, and pongs coalesce while a slow peer holds the write side;
+* the **writer** takes ``data_to_send()`` whenever woken, so pongs and close
+  echoes queued by the core leave without a caller, and pongs coalesce while
+  a slow peer holds the write side. On the lean asyncio stream, whose writes
+  are whole and never wait, a loop callback (:meth:`WebSocket._flush`) writes
+  instead while the writer is idle and the kernel has taken everything so
+  far: no task switch per message, and a burst of sends still leaves as one
+  write;
 * the **timer** (the task that runs the connection) calls ``tick()`` at
   ``next_deadline()``: keepalive pings, the pong timeout and the close timeout
   work even while the write side is stuck (a stalled peer cannot silence the
@@ -37,6 +41,7 @@ import anyio.abc
 
 from ._signal import Flag, Signal
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
+from .backends.lean import LeanStream
 from .backends.transport import TransportInfo
 from .core import (
     ClientConnection,
@@ -132,6 +137,12 @@ class WebSocket:
         # Cancelled when we start closing, to unpause a reader held by a full queue.
         self._pause: anyio.CancelScope | None = None
         self._wake_writer = Signal()
+        # On the lean asyncio stream, whose writes are whole and never wait,
+        # send() and the reader write themselves while the writer is idle:
+        # no task switch per message. Elsewhere (Trio, TLS) the writer does.
+        self._direct = stream if isinstance(stream, LeanStream) else None
+        self._writing = False  # the writer is between taking data and handing it over
+        self._flush_scheduled = False
         self._wake_timer = Signal()
         # The deadline the timer sleeps until (inf: none); it is woken only
         # when the core wants an earlier one, not after every read.
@@ -292,7 +303,7 @@ class WebSocket:
             self._reader_done.set()
 
     async def _dispatch(self, events: list[Event]) -> None:
-        self._wake_writer.set()  # pongs and close echoes leave at once
+        self._flush_soon()  # pongs and close echoes leave at once
         queue = self._queue
         for event in events:
             piece: Piece
@@ -308,13 +319,44 @@ class WebSocket:
                 continue
             if not queue.offer(piece):  # full: the slow path
                 await self._enqueue(piece)
-        self._wake_writer.set()
+        self._flush_soon()
         self._poke_timer()
+
+    def _flush_soon(self) -> None:
+        """Have what the core holds written soon, by a callback or the writer.
+
+        On the lean stream, a callback run after the current step writes
+        everything pending in one write (messages sent in a burst still
+        coalesce) without waking the writer task.
+        """
+        direct = self._direct
+        if direct is None:
+            self._wake_writer.set()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            direct.soon(self._flush_callback)
+
+    def _flush_callback(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the core holds now if that cannot block; else wake the writer."""
+        direct = self._direct
+        if direct is None or self._writing or not direct.can_write_now():
+            self._wake_writer.set()
+            return
+        for data in self._conn.chunks_to_send():
+            direct.write_now(data)
+        if self._terminated.is_set():
+            self._wake_writer.set()  # it reports the close frame flushed
 
     async def _enqueue(self, piece: Piece) -> None:
         if self._conn.state is State.OPEN:
             # Waits while max_queue pieces wait: we stop reading, and the peer
             # meets TCP backpressure. Cancelled if we start closing meanwhile.
+            if self._direct is not None:
+                self._direct.pause_reading()  # the peer meets backpressure now
             with anyio.CancelScope() as pause:
                 self._pause = pause
                 try:
@@ -362,6 +404,7 @@ class WebSocket:
             # write, large payloads as writes of their own (not copied).
             while buffers := self._conn.chunks_to_send():
                 self._inflight = sum(map(len, buffers))
+                self._writing = True
                 try:
                     for data in buffers:
                         await self._stream.send(data)
@@ -372,10 +415,17 @@ class WebSocket:
                     self._after_core_call()
                     self._flushed.set()
                     return
+                finally:
+                    self._writing = False
                 self._inflight = 0
                 self._signal_drained()
             self._signal_drained()
             if self._terminated.is_set():
+                direct = self._direct
+                # What send() wrote itself must leave before the close:
+                # closing the transport drops what it still holds.
+                while direct is not None and direct.draining():
+                    await direct.wait_drained()
                 self._flushed.set()
 
     def _signal_drained(self) -> None:
@@ -601,6 +651,19 @@ class WebSocket:
                 raise UsageError(f"send() takes str or bytes, got {type(data).__name__}")
         except InvalidState:
             raise self._closed_error() from None
+        direct = self._direct
+        if (
+            direct is not None
+            and self._buffered() <= self._write_limit
+            and not self._writing
+            and direct.can_write_now()
+        ):
+            # The common case on the lean stream: a callback writes it with
+            # whatever else is sent in this step, without waking the writer.
+            # Only while the kernel has taken everything written so far, so
+            # what it leaves in the transport is at most one such batch.
+            self._flush_soon()
+            return
         self._wake_writer.set()
         while self._buffered() > self._write_limit:
             if self._terminated.is_set():

@@ -12,6 +12,7 @@ import socket
 
 import anyio.abc
 
+from wskit.backends.lean import lean_stream
 from wskit.backends.options import configure_accepted
 from wskit.errors import UsageError
 
@@ -43,7 +44,7 @@ async def stream_from_socket(sock: socket.socket) -> anyio.abc.SocketStream:
         stream: anyio.abc.SocketStream = await anyio.abc.UNIXSocketStream.from_socket(sock)
     else:
         configure_accepted(sock, None)
-        stream = await anyio.abc.SocketStream.from_socket(sock)
+        stream = lean_stream(await anyio.abc.SocketStream.from_socket(sock))
     return stream
 
 

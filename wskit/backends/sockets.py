@@ -31,6 +31,7 @@ import sys
 import anyio
 import anyio.abc
 
+from wskit.backends.lean import lean_stream
 from wskit.backends.mptcp import mptcp_status
 from wskit.backends.options import KeepaliveSettings, configure_accepted, validate_keepalive
 from wskit.backends.premade import listener_from_socket, stream_from_socket
@@ -150,7 +151,7 @@ async def open_tcp_stream(
             _notice_peer(_PEER_SERVER, f"the server {_host_port(sockaddr)} did not accept it")
         try:
             configure_accepted(sock, keepalive)
-            stream = await anyio.abc.SocketStream.from_socket(sock)
+            stream = lean_stream(await anyio.abc.SocketStream.from_socket(sock))
         except BaseException:
             sock.close()
             raise

@@ -22,6 +22,7 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from wskit.backends.errors import TransportClosed
+from wskit.backends.lean import LeanStream
 from wskit.backends.mptcp import MptcpInfo, mptcp_status
 
 __all__ = ["Address", "TransportInfo", "describe", "wrap_client_tls", "wrap_server_tls"]
@@ -78,6 +79,18 @@ async def describe(stream: anyio.abc.AnyByteStream) -> TransportInfo:
     Returns:
         The stream's :class:`TransportInfo`.
     """
+    if isinstance(stream, LeanStream):
+        # The same facts, read from the socket at once: AnyIO builds its whole
+        # attribute table again for every extra() call (a cost per handshake).
+        raw = stream.raw_socket
+        return TransportInfo(
+            peer=_address(raw.getpeername()),
+            local=_address(raw.getsockname()),
+            tls=False,
+            mptcp=mptcp_status(raw)[0],
+            unix=False,  # lean streams carry TCP and MPTCP only
+            _sock=raw,
+        )
     sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
     unix = sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
     mptcp = sock is not None and mptcp_status(sock)[0]

@@ -1,0 +1,352 @@
+"""A lean byte stream on asyncio: the only loop-specific code in wskit.
+
+AnyIO's asyncio socket stream resumes and pauses reading around every
+``receive()`` that waits (two ``epoll_ctl`` system calls) and ends each
+``send()`` with a checkpoint (one more pass of the event loop). On a
+WebSocket that answers one message at a time, that is most of the I/O cost.
+
+:func:`lean_stream` takes an AnyIO socket stream that runs on asyncio and
+moves its transport to :class:`LeanStream`, whose protocol keeps reading
+until a bounded buffer fills (then pauses the transport), and whose
+``send()`` yields only when the kernel did not take everything. It keeps
+AnyIO's interface and error semantics (``EndOfStream``,
+``BrokenResourceError``, ``ClosedResourceError``), so the rest of wskit
+does not know which stream it has. On Trio, under TLS, or for any other
+stream, :func:`lean_stream` returns its argument unchanged.
+
+A ``transport.write()`` on asyncio is never partial: what the kernel does
+not take is buffered whole. So a ``send()`` cancelled while it waits for
+the buffer to drain has still sent its bytes, and never cut a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar, final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+__all__ = ["READ_BUFFER", "LeanStream", "lean_stream"]
+
+_S = TypeVar("_S", bound=anyio.abc.ByteStream)
+
+_TRANSPORT_METHODS = (
+    "abort",
+    "get_extra_info",
+    "get_write_buffer_size",
+    "is_closing",
+    "pause_reading",
+    "resume_reading",
+    "set_protocol",
+    "set_write_buffer_limits",
+    "write",
+    "write_eof",
+)
+
+READ_BUFFER = 262144
+"""Bytes the protocol buffers, beyond which it pauses reading (the peer meets TCP backpressure).
+
+One read of asyncio's transport (256 KiB) does not pause it: pausing and resuming cost a
+system call each, and the reader takes the whole buffer at its next ``receive()``.
+"""
+
+
+@final
+class _Protocol(asyncio.Protocol):
+    """Buffers what the transport delivers; wakes the one reader or writer waiting."""
+
+    __slots__ = (
+        "buffer",
+        "buffered",
+        "drain_waiters",
+        "drained",
+        "eof",
+        "exception",
+        "lost",
+        "paused_reading",
+        "paused_writing",
+        "readable",
+        "transport",
+    )
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.lost = False
+        self.exception: BaseException | None = None
+        self.paused_reading = False
+        self.paused_writing = False
+        self.readable: asyncio.Future[None] | None = None  # exists while a receive() waits
+        self.drained: asyncio.Future[None] | None = None  # exists while a send() waits
+        self.drain_waiters: list[asyncio.Future[None]] = []  # wait_drained() callers
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered > READ_BUFFER and not self.paused_reading:
+            self.paused_reading = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return True  # keep our side open: the WebSocket decides when to close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if exc is not None:
+            self.exception = exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        self._wake_writer()
+
+    def _wake_reader(self) -> None:
+        waiter = self.readable
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_writer(self) -> None:
+        waiter = self.drained
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.drain_waiters:
+            waiters, self.drain_waiters = self.drain_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+@final
+class LeanStream(anyio.abc.SocketStream):
+    """An AnyIO socket stream over an asyncio transport, without per-call system calls.
+
+    Made by :func:`lean_stream`; its typed attributes (addresses, raw
+    socket) are those of any AnyIO socket stream.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport_ = transport
+        self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+        self._sock: socket.socket = transport.get_extra_info("socket")
+        self._closed = False
+        self._receiving = False
+        self._sending = False
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self._sock
+
+    @property
+    def raw_socket(self) -> socket.socket:
+        """The socket under the transport (AnyIO's ``SocketAttribute.raw_socket``)."""
+        return self._sock
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return up to ``max_bytes`` bytes, waiting until some arrive.
+
+        Raises:
+            EndOfStream: the peer shut its side down and everything was read.
+            BrokenResourceError: the connection failed.
+            ClosedResourceError: this stream was closed.
+            BusyResourceError: another task is already receiving.
+        """
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
+        protocol = self._protocol
+        if not protocol.buffer:
+            if self._receiving:
+                raise anyio.BusyResourceError("reading from")
+            self._receiving = True
+            if protocol.paused_reading:  # by pause_reading(): the buffer is empty
+                protocol.paused_reading = False
+                protocol.transport.resume_reading()
+            try:
+                while not protocol.buffer and not protocol.eof and not protocol.lost:
+                    waiter = protocol.readable = asyncio.get_running_loop().create_future()
+                    try:
+                        await waiter
+                    finally:
+                        protocol.readable = None
+            finally:
+                self._receiving = False
+            if not protocol.buffer:
+                if self._closed:
+                    raise anyio.ClosedResourceError
+                if protocol.exception is not None:
+                    raise anyio.BrokenResourceError from protocol.exception
+                raise anyio.EndOfStream
+        buffer = protocol.buffer
+        chunk = buffer.popleft()
+        # Several small segments leave as one chunk: one call into the core.
+        while buffer and len(chunk) + len(buffer[0]) <= max_bytes:
+            chunk += buffer.popleft()
+        if len(chunk) > max_bytes:
+            buffer.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        protocol.buffered -= len(chunk)
+        if protocol.paused_reading and protocol.buffered <= READ_BUFFER:
+            protocol.paused_reading = False
+            protocol.transport.resume_reading()
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        """Hand ``item`` to the transport whole; wait while the kernel has not taken it.
+
+        Raises:
+            BrokenResourceError: the connection failed or ended.
+            ClosedResourceError: this stream was closed.
+            BusyResourceError: another task is already sending.
+        """
+        if self._sending:
+            raise anyio.BusyResourceError("writing to")
+        protocol = self._protocol
+        self._sending = True
+        try:
+            if protocol.paused_writing:
+                await self._drain()
+            self._check_writable()
+            self._transport_.write(item)
+            if protocol.paused_writing:
+                await self._drain()
+                self._check_writable()
+        finally:
+            self._sending = False
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        protocol = self._protocol
+        if protocol.exception is not None:
+            raise anyio.BrokenResourceError from protocol.exception
+        if protocol.lost or self._transport_.is_closing():
+            raise anyio.BrokenResourceError
+
+    async def _drain(self) -> None:
+        protocol = self._protocol
+        while protocol.paused_writing and not protocol.lost:
+            waiter = protocol.drained = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                protocol.drained = None
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until the next ``receive()``.
+
+        For a reader that stops receiving for a while (its queue is full):
+        the peer then meets TCP backpressure at once, not after
+        :data:`READ_BUFFER` more bytes.
+        """
+        protocol = self._protocol
+        if not protocol.paused_reading and not protocol.lost:
+            protocol.paused_reading = True
+            self._transport_.pause_reading()
+
+    def can_write_now(self) -> bool:
+        """Whether :meth:`write_now` may be called: open, not sending, nothing waiting to leave."""
+        protocol = self._protocol
+        return not (
+            self._sending
+            or self._closed
+            or protocol.lost
+            or protocol.paused_writing
+            or self._transport_.is_closing()
+        )
+
+    def soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the event loop after the current step of the current task."""
+        self._loop.call_soon(callback)
+
+    def write_now(self, item: bytes) -> None:
+        """Hand ``item`` to the transport at once, whole, without waiting.
+
+        Only after :meth:`can_write_now` said yes. What the kernel does not
+        take stays in the transport's buffer, and :meth:`can_write_now`
+        says no until it has left (:meth:`wait_drained`). Errors surface at the next
+        ``receive()`` or ``send()``.
+        """
+        self._transport_.write(item)
+
+    async def wait_drained(self) -> None:
+        """Wait until the transport's buffer empties or the connection is lost.
+
+        Returns at once if nothing waits to leave. Cancel-safe, and any
+        number of tasks may wait at once.
+        """
+        if self.draining():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._protocol.drain_waiters.append(waiter)
+            await waiter
+
+    def draining(self) -> bool:
+        """Whether written bytes still wait to leave on a live connection."""
+        return self._protocol.paused_writing and not self._protocol.lost and not self._closed
+
+    async def send_eof(self) -> None:
+        """Shut down the write side (TCP FIN); reading goes on."""
+        with contextlib.suppress(OSError):
+            self._transport_.write_eof()
+
+    async def aclose(self) -> None:
+        """Close at once, as AnyIO's stream does: what was not sent is dropped."""
+        self._closed = True
+        self._transport_.abort()
+        await anyio.lowlevel.checkpoint()
+
+
+def lean_stream(stream: _S) -> _S | LeanStream:
+    """Move an AnyIO socket stream on asyncio to a :class:`LeanStream`.
+
+    Args:
+        stream: a stream wskit just opened or accepted, before any I/O on it.
+
+    Returns:
+        The lean stream over the same transport; ``stream`` itself on Trio,
+        for TLS or in-memory streams, or when the stream's internals are not
+        the ones this was written against (another AnyIO version).
+    """
+    # Only AnyIO's asyncio backend makes this type: the check also says
+    # we run on asyncio.
+    backend = sys.modules.get("anyio._backends._asyncio")
+    kind: Any = getattr(backend, "SocketStream", None)
+    if kind is None or type(stream) is not kind:
+        return stream
+    transport: Any = getattr(stream, "_transport", None)
+    old = getattr(stream, "_protocol", None)
+    queue = getattr(old, "read_queue", None)
+    # uvloop's transports do not derive from asyncio.Transport, but keep its
+    # contract (whole writes, set_protocol): recognized by what they offer.
+    if not all(hasattr(transport, name) for name in _TRANSPORT_METHODS):
+        return stream
+    if not isinstance(queue, deque):
+        return stream
+    if transport.is_closing():
+        return stream
+    protocol = _Protocol(transport)
+    protocol.buffer.extend(queue)
+    protocol.buffered = sum(map(len, queue))
+    protocol.eof = bool(getattr(old, "is_at_eof", False))
+    protocol.exception = getattr(old, "exception", None)
+    write_event = getattr(old, "write_event", None)
+    protocol.paused_writing = write_event is not None and not write_event.is_set()
+    transport.set_protocol(protocol)
+    transport.set_write_buffer_limits(0)
+    transport.resume_reading()
+    return LeanStream(transport, protocol)
