@@ -65,7 +65,7 @@ from .errors import (
     UsageError,
 )
 from .message_queue import MessageQueue, Piece
-from .plugins.base import DROP, PASS, Close, Reply
+from .plugins.base import DROP, PASS, Close, Reply, Verdict
 from .plugins.chain import MessageCheck
 
 __all__ = ["WebSocket"]
@@ -308,9 +308,18 @@ class WebSocket:
         for event in events:
             piece: Piece
             if isinstance(event, Fragment):
-                if self._check is not None:
-                    await self._inspect(event.data, event.fin)
-                    continue
+                check = self._check
+                if check is not None:
+                    if event.fin and self._assembling.empty and not self._refusing:
+                        # A message in one piece: judged here, without a
+                        # coroutine per message; only other verdicts await.
+                        verdict = check(self, event.data)
+                        if verdict is not PASS:
+                            await self._act_on(verdict)
+                            continue
+                    else:
+                        await self._inspect(event.data, event.fin)
+                        continue
                 piece = (event.data, event.fin)
             elif isinstance(event, Message):  # a core configured without fragments
                 piece = (event.data, True)
@@ -388,7 +397,12 @@ class WebSocket:
         if verdict is PASS:
             if not self._queue.offer((data, True)):  # full: the slow path
                 await self._enqueue((data, True))
-        elif verdict is DROP:
+        else:
+            await self._act_on(verdict)
+
+    async def _act_on(self, verdict: Verdict) -> None:
+        """Carry out a verdict other than PASS."""
+        if verdict is DROP:
             pass
         elif isinstance(verdict, Reply):
             with contextlib.suppress(ConnectionClosed):  # closing: nowhere to reply
