@@ -275,9 +275,8 @@ class WebSocket:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
                 self._tasks = tasks
-                if self._wake_writer.is_set() and not self._terminated.is_set():
-                    # Woken before run() started (after the end, the closer writes).
-                    self._start_writer(tasks)
+                if self._wake_writer.is_set():  # woken before run() started
+                    self._kick_writer()
                 # The timer runs in this task (one task less per connection)
                 # until the core terminates; then this task closes.
                 await self._timer()
@@ -297,15 +296,18 @@ class WebSocket:
         """Act on what a call into the core produced, except queueing messages."""
         for event in self._conn.events():
             self._handle(event)
-        if self._writer_started or self._conn.buffered_amount:
-            self._kick_writer()  # (after the end, the closer writes what is left)
+        self._kick_writer()
         if wake_timer:
             self._poke_timer()
 
     def _kick_writer(self) -> None:
-        """Wake the writer, starting it if this is its first wake-up."""
+        """Wake the writer; start it if this is its first wake-up with something to write."""
         self._wake_writer.set()
-        if not self._writer_started and not self._terminated.is_set():
+        if (
+            not self._writer_started
+            and self._conn.has_data_to_send
+            and not self._terminated.is_set()  # after the end, the closer writes the rest
+        ):
             tasks = self._tasks
             if tasks is not None:
                 self._start_writer(tasks)

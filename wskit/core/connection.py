@@ -109,6 +109,11 @@ class Connection:
         """Bytes waiting in :meth:`data_to_send`."""
         return self._out_size
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` would return anything (owed pongs included)."""
+        return bool(self._out) or bool(self._pongs_owed and self._state is State.OPEN)
+
     def _write(self, data: bytes) -> None:
         if data:
             self._out.append(data)
