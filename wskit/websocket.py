@@ -1,6 +1,6 @@
 """The user-facing WebSocket: a sans-I/O core connection driven over an AnyIO byte stream.
 
-Per connection, three small tasks share the core (it is synchronous, so no lock
+Per connection, up to three small tasks share the core (it is synchronous, so no lock
 guards it; only the transport's write side is serialized):
 
 * the **reader** receives bytes, feeds the core, and queues messages; when
@@ -8,7 +8,9 @@ guards it; only the transport's write side is serialized):
   backpressure instead of our memory growing;
 * the **writer** takes ``data_to_send()`` whenever woken, so pongs and close
   echoes queued by the core leave without a caller, and pongs coalesce while
-  a slow peer holds the write side. On the lean asyncio stream, whose writes
+  a slow peer holds the write side. It starts at its first wake-up before
+  the end: an idle connection never needs it, and when none ran, the closer
+  writes the close frame itself. On the lean asyncio stream, whose writes
   are whole and never wait, a loop callback (:meth:`WebSocket._flush`) writes
   instead while the writer is idle and the kernel has taken everything so
   far: no task switch per message, and a burst of sends still leaves as one
@@ -97,6 +99,48 @@ class WebSocket:
             (authentication stores the principal here).
     """
 
+    # One per connection: slots, not a dict of ~40 attributes.
+    __slots__ = (
+        "_assembling",
+        "_check",
+        "_close_plans",
+        "_close_sent",
+        "_close_started",
+        "_close_timeout",
+        "_closed",
+        "_conn",
+        "_direct",
+        "_drained",
+        "_early_events",
+        "_end",
+        "_flush_scheduled",
+        "_flushed",
+        "_fragmenting",
+        "_inflight",
+        "_max_queue",
+        "_partial",
+        "_pause",
+        "_piece_stream",
+        "_pings",
+        "_queue",
+        "_reader_done",
+        "_refusing",
+        "_request",
+        "_skip_rest",
+        "_slice",
+        "_stream",
+        "_tasks",
+        "_terminated",
+        "_timer_deadline",
+        "_transport",
+        "_wake_timer",
+        "_wake_writer",
+        "_write_limit",
+        "_writer_started",
+        "_writing",
+        "context",
+    )
+
     def __init__(
         self,
         conn: Connection,
@@ -137,6 +181,11 @@ class WebSocket:
         # Cancelled when we start closing, to unpause a reader held by a full queue.
         self._pause: anyio.CancelScope | None = None
         self._wake_writer = Signal()
+        # The writer task starts at its first wake-up (an idle connection, or
+        # one whose writes all go out by callback, never needs it): ``run()``'s
+        # task group while it is active, else None.
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._writer_started = False
         # On the lean asyncio stream, whose writes are whole and never wait,
         # send() and the reader write themselves while the writer is idle:
         # no task switch per message. Elsewhere (Trio, TLS) the writer does.
@@ -225,13 +274,16 @@ class WebSocket:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._reader)
-                tasks.start_soon(self._writer)
+                self._tasks = tasks
+                if self._wake_writer.is_set():  # woken before run() started
+                    self._kick_writer()
                 # The timer runs in this task (one task less per connection)
                 # until the core terminates; then this task closes.
                 await self._timer()
                 await self._closer()
                 tasks.cancel_scope.cancel()
         finally:
+            self._tasks = None
             with anyio.CancelScope(shield=True):
                 if self._end is None:
                     # Aborted from outside (a server's shutdown deadline fires a
@@ -244,9 +296,25 @@ class WebSocket:
         """Act on what a call into the core produced, except queueing messages."""
         for event in self._conn.events():
             self._handle(event)
-        self._wake_writer.set()
+        self._kick_writer()
         if wake_timer:
             self._poke_timer()
+
+    def _kick_writer(self) -> None:
+        """Wake the writer; start it if this is its first wake-up with something to write."""
+        self._wake_writer.set()
+        if (
+            not self._writer_started
+            and self._conn.has_data_to_send
+            and not self._terminated.is_set()  # after the end, the closer writes the rest
+        ):
+            tasks = self._tasks
+            if tasks is not None:
+                self._start_writer(tasks)
+
+    def _start_writer(self, tasks: anyio.abc.TaskGroup) -> None:
+        self._writer_started = True
+        tasks.start_soon(self._writer)
 
     def _poke_timer(self) -> None:
         deadline = self._conn.next_deadline()
@@ -263,6 +331,7 @@ class WebSocket:
             self._end = event
             self._terminated.set()
             self._wake_timer.set()  # the timer's loop ends, and the closer starts
+            self._kick_writer()  # if it runs; else the closer writes the rest
             self._queue.close()
             for done, _, _ in self._pings.values():
                 done.set()
@@ -340,7 +409,7 @@ class WebSocket:
         """
         direct = self._direct
         if direct is None:
-            self._wake_writer.set()
+            self._kick_writer()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             direct.soon(self._flush_callback)
@@ -353,12 +422,12 @@ class WebSocket:
         """Write what the core holds now if that cannot block; else wake the writer."""
         direct = self._direct
         if direct is None or self._writing or not direct.can_write_now():
-            self._wake_writer.set()
+            self._kick_writer()
             return
         for data in self._conn.chunks_to_send():
             direct.write_now(data)
         if self._terminated.is_set():
-            self._wake_writer.set()  # it reports the close frame flushed
+            self._kick_writer()  # it reports the close frame flushed
 
     async def _enqueue(self, piece: Piece) -> None:
         if self._conn.state is State.OPEN:
@@ -414,33 +483,39 @@ class WebSocket:
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()
-            # Everything pending leaves together: small frames joined into one
-            # write, large payloads as writes of their own (not copied).
-            while buffers := self._conn.chunks_to_send():
-                self._inflight = sum(map(len, buffers))
-                self._writing = True
-                try:
-                    for data in buffers:
-                        await self._stream.send(data)
-                        self._inflight -= len(data)
-                except TRANSPORT_ERRORS:
-                    self._inflight = 0
-                    self._conn.receive_eof()
-                    self._after_core_call()
-                    self._flushed.set()
-                    return
-                finally:
-                    self._writing = False
+            if not await self._write_pending():
+                return
+
+    async def _write_pending(self) -> bool:
+        """Write what the core holds; False if the transport failed (the end is reported)."""
+        # Everything pending leaves together: small frames joined into one
+        # write, large payloads as writes of their own (not copied).
+        while buffers := self._conn.chunks_to_send():
+            self._inflight = sum(map(len, buffers))
+            self._writing = True
+            try:
+                for data in buffers:
+                    await self._stream.send(data)
+                    self._inflight -= len(data)
+            except TRANSPORT_ERRORS:
                 self._inflight = 0
-                self._signal_drained()
-            self._signal_drained()
-            if self._terminated.is_set():
-                direct = self._direct
-                # What send() wrote itself must leave before the close:
-                # closing the transport drops what it still holds.
-                while direct is not None and direct.draining():
-                    await direct.wait_drained()
+                self._conn.receive_eof()
+                self._after_core_call()
                 self._flushed.set()
+                return False
+            finally:
+                self._writing = False
+            self._inflight = 0
+            self._signal_drained()
+        self._signal_drained()
+        if self._terminated.is_set():
+            direct = self._direct
+            # What send() wrote itself must leave before the close:
+            # closing the transport drops what it still holds.
+            while direct is not None and direct.draining():
+                await direct.wait_drained()
+            self._flushed.set()
+        return True
 
     def _signal_drained(self) -> None:
         if self._drained is not None and self._buffered() <= self._write_limit:
@@ -495,6 +570,12 @@ class WebSocket:
         started = self._close_started
         deadline = (anyio.current_time() if started is None else started) + timeout
         with anyio.CancelScope(deadline=deadline):
+            if not self._writer_started:
+                # No writer ever ran (an idle connection, or one whose writes
+                # all left by callback): this task writes what is left itself
+                # rather than start a task for it.
+                self._writer_started = True
+                await self._write_pending()
             await self._flushed.wait()
             if isinstance(self._conn, ClientConnection) and self._end_is_clean():
                 # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
@@ -678,7 +759,7 @@ class WebSocket:
             # what it leaves in the transport is at most one such batch.
             self._flush_soon()
             return
-        self._wake_writer.set()
+        self._kick_writer()
         while self._buffered() > self._write_limit:
             if self._terminated.is_set():
                 raise self._closed_error()
@@ -703,7 +784,7 @@ class WebSocket:
         done = anyio.Event()
         rtt: list[float] = []
         self._pings[payload] = (done, rtt, anyio.current_time())
-        self._wake_writer.set()
+        self._kick_writer()
         try:
             await done.wait()
         finally:

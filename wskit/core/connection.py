@@ -85,7 +85,8 @@ class Connection:
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         self._pending_pings: dict[bytes, float | None] = {}
         self._keepalive_payload: bytes | None = None
-        self._pongs_owed: deque[bytes] = deque(maxlen=_MAX_PONGS_OWED)
+        # Made at the first ping: an empty deque is ~600 bytes per connection.
+        self._pongs_owed: deque[bytes] | None = None
         self._now: float | None = None
         self._close_deadline: float | None = None
         self._close_sent: tuple[int | None, str] | None = None
@@ -108,6 +109,11 @@ class Connection:
         """Bytes waiting in :meth:`data_to_send`."""
         return self._out_size
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` would return anything (owed pongs included)."""
+        return bool(self._out) or bool(self._pongs_owed and self._state is State.OPEN)
+
     def _write(self, data: bytes) -> None:
         if data:
             self._out.append(data)
@@ -121,7 +127,7 @@ class Connection:
     ) -> None:
         self._set_state(State.CLOSED)
         self._engine = None  # frees the compression contexts at once
-        self._pongs_owed.clear()
+        self._pongs_owed = None
         self._events.append(Terminated(code, reason, error))
 
     def _open(self, deflate: DeflateParams | None, trailing: bytes) -> None:
@@ -184,7 +190,10 @@ class Connection:
                 # of a flood are kept (RFC 6455 §5.5.3 allows answering only
                 # the latest): pings cannot grow our buffer without bound.
                 if self._state is State.OPEN:
-                    self._pongs_owed.append(event.payload)
+                    owed = self._pongs_owed
+                    if owed is None:
+                        owed = self._pongs_owed = deque(maxlen=_MAX_PONGS_OWED)
+                    owed.append(event.payload)
                 self._events.append(event)
             elif isinstance(event, Pong):
                 self._events.append(self._pong_received(event.payload, now))
@@ -221,7 +230,7 @@ class Connection:
         if self._state is State.OPEN:
             # Pongs still owed are dropped: after the peer's close frame the
             # only frame left to send is our own close (RFC 6455 §5.5.1).
-            self._pongs_owed.clear()
+            self._pongs_owed = None
             # Echo the peer's code (RFC 6455 §5.5.1); no code when it sent none.
             code = None if event.code == 1005 else event.code
             assert self._engine is not None
@@ -338,10 +347,10 @@ class Connection:
         self._close_sent = (code, reason)
 
     def _flush_pongs(self) -> None:
-        if self._engine is not None:
+        if self._engine is not None and self._pongs_owed is not None:
             for payload in self._pongs_owed:
                 self._write(self._engine.send_pong(payload))
-        self._pongs_owed.clear()
+        self._pongs_owed = None
 
     # ----------------------------------------------------------------- output
 
