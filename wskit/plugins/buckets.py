@@ -60,15 +60,11 @@ class TokenBucket:
         self._tokens = rate.burst
         self._updated = now
 
-    def _refill(self, now: float) -> None:
+    def tokens(self, now: float) -> float:
+        """The tokens available at ``now`` (a ``now`` earlier than the last one adds none)."""
         if now > self._updated:
             self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
-
-    def tokens(self, now: float) -> float:
-        """The tokens available at ``now``."""
-        if now > self._updated:
-            self._refill(now)
         return self._tokens
 
     def spend(self, amount: float) -> None:
@@ -78,10 +74,6 @@ class TokenBucket:
         nothing); :meth:`take` checks and charges one bucket in one call.
         """
         self._tokens -= amount
-
-    def can_take(self, now: float, amount: float = 1.0) -> bool:
-        """Tell whether ``amount`` tokens are available at ``now`` (taking nothing)."""
-        return amount <= self.tokens(now)
 
     def take(self, now: float, amount: float = 1.0) -> bool:
         """Take ``amount`` tokens at ``now`` if they are there; tell whether they were."""
@@ -96,10 +88,6 @@ class TokenBucket:
             return math.inf
         missing = amount - self.tokens(now)
         return max(0.0, missing / self._rate)
-
-    def is_full(self, now: float) -> bool:
-        """True when the bucket holds its whole burst: forgetting it changes nothing."""
-        return self.tokens(now) >= self._burst
 
 
 @final
