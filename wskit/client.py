@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from ._groups import exit_unwrapped
+from ._timers import Timers
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import stream_from_socket
@@ -320,7 +321,11 @@ async def _run_shielded(ws: WebSocket, plugins: PluginChain) -> None:
     # once closed, within close_timeout (an unshielded run was cut at once,
     # so the server saw 1006 and the client was left CLOSING).
     with anyio.CancelScope(shield=True):
-        await ws.run()
+        async with anyio.create_task_group() as tasks:
+            timers = Timers()
+            tasks.start_soon(timers.run)
+            await ws.run(tasks, timers)
+            tasks.cancel_scope.cancel()  # the timers, and a writer if one is left
         await plugins.close(ws, ws.close_code or 1006, ws.close_reason or "")
 
 

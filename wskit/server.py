@@ -2,8 +2,9 @@
 
 A :class:`Server` owns one task group. Each accepted connection gets a task
 that performs the whole opening handshake (TLS included) under
-``open_timeout``, then runs the connection's I/O tasks beside the
-application's handler. Leaving ``async with serve(...)`` (or calling
+``open_timeout``, then runs the application's handler; the connection's
+reader (and writer, when needed) run in the same group, and one timer
+service keeps every connection's deadlines. Leaving ``async with serve(...)`` (or calling
 :meth:`Server.close`) stops accepting, closes every connection with 1001 and
 returns within ``close_timeout``.
 """
@@ -23,6 +24,7 @@ import anyio
 import anyio.abc
 
 from ._groups import exit_unwrapped
+from ._timers import Timers
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
@@ -110,7 +112,13 @@ class Server:
         self._tasks: anyio.abc.TaskGroup | None = None
         # Connection tasks live in their own scope, run by a background task:
         # cancelling it on shutdown must not cancel the body of ``async with serve()``.
-        self._connection_scope = anyio.CancelScope()
+        # Shielded: when the task running ``async with serve()`` is cancelled,
+        # __aexit__ still closes every connection with 1001, which needs these
+        # tasks alive. That close is bounded, and wait_closed() cancels this
+        # scope at its end. (Unshielded, outer cancellation aborted every
+        # connection at once: clients saw 1006, not 1001.)
+        self._connection_scope = anyio.CancelScope(shield=True)
+        self._timers = Timers()
         self._stopped = anyio.Event()
         self._close_called_at = math.inf
         self._accepting = anyio.CancelScope()
@@ -178,6 +186,7 @@ class Server:
             with self._connection_scope:
                 async with anyio.create_task_group() as connections:
                     self._tasks = connections
+                    connections.start_soon(self._timers.run)
                     connections.start_soon(self._accept_all)
                     task_status.started()
         finally:
@@ -302,25 +311,24 @@ class Server:
                 "the server is not running: call handle() inside `async with serve(...)`"
             )
         self._active += 1
-        await self._connection(stream)
-
-    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
-        # Shielded: when the task running ``async with serve()`` is cancelled,
-        # __aexit__ still closes every connection with 1001, which needs these
-        # tasks alive. That close is bounded, and wait_closed() cancels the
-        # shields at its end. (Unshielded, outer cancellation aborted every
-        # connection at once: clients saw 1006, not 1001.)
+        # Shielded like the server's own connections (see _connection_scope):
+        # cancelling the caller's task must not abort the connection.
         with anyio.CancelScope(shield=True) as shield:
             self._shields.add(shield)
             try:
-                ws = await self._handshake(stream)
-                if ws is not None:
-                    await self._run(ws)
+                await self._connection(stream)
             finally:
                 self._shields.discard(shield)
-                self._active -= 1
-                self._handlers_done.set()
-                self._handlers_done = anyio.Event()
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        try:
+            ws = await self._handshake(stream)
+            if ws is not None:
+                await self._run(ws)
+        finally:
+            self._active -= 1
+            self._handlers_done.set()
+            self._handlers_done = anyio.Event()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
         """Read the request and answer it, all within open_timeout; None when refused."""
@@ -422,29 +430,41 @@ class Server:
         return None
 
     async def _run(self, ws: WebSocket) -> None:
+        assert self._tasks is not None
         self._connections.add(ws)
+        # The connection's I/O runs beside this task in the server's group (no
+        # task group per connection): it ends by itself once the connection
+        # is closed, and with the group's scope at shutdown.
+        self._tasks.start_soon(ws.run, self._tasks, self._timers)
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(ws.run)
-                if self._closing.is_set():
-                    ws._start_closing(1001, "server shutting down")
-                refusal = await self._plugins.connect(ws)
-                if refusal is not None:
-                    ws._start_closing(refusal.code, refusal.reason)
-                try:
-                    if ws.state is State.OPEN:  # an on_connect hook may have closed it
-                        await self._handler(ws)
-                except ConnectionClosed as exc:
-                    # The peer went away while the handler was talking to it:
-                    # routine for a network server, not an application error.
-                    logger.debug("handler ended by a closed connection: %s", exc)
-                except Exception:
-                    logger.exception("connection handler raised: closing with 1011")
-                    ws._start_closing(1011, "internal error")
-                else:
-                    ws._start_closing(1000, "")
-                await ws.wait_closed()
+            if self._closing.is_set():
+                ws._start_closing(1001, "server shutting down")
+            refusal = await self._plugins.connect(ws)
+            if refusal is not None:
+                ws._start_closing(refusal.code, refusal.reason)
+            try:
+                if ws.state is State.OPEN:  # an on_connect hook may have closed it
+                    await self._handler(ws)
+            except ConnectionClosed as exc:
+                # The peer went away while the handler was talking to it:
+                # routine for a network server, not an application error.
+                logger.debug("handler ended by a closed connection: %s", exc)
+            except Exception:
+                logger.exception("connection handler raised: closing with 1011")
+                ws._start_closing(1011, "internal error")
+            else:
+                ws._start_closing(1000, "")
+            await ws.wait_closed()
             await self._plugins.close(ws, ws.close_code or 1006, ws.close_reason or "")
+        except BaseException as exc:
+            # Not reached in normal operation (the handler's errors are caught
+            # above, and shutdown cancels the connection's task too), but the
+            # connection's task runs apart from this one: never leave it open.
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                ws._start_closing(1001, "going away")
+            else:
+                ws._start_closing(1011, "internal error")
+            raise
         finally:
             self._connections.discard(ws)
 

@@ -1,11 +1,17 @@
 """The user-facing WebSocket: a sans-I/O core connection driven over an AnyIO byte stream.
 
-Per connection, up to three small tasks share the core (it is synchronous, so no lock
-guards it; only the transport's write side is serialized):
+Per connection, one task (:meth:`WebSocket.run`) reads and then closes, and
+a writer joins it when needed; the core is synchronous, so no lock guards it,
+only the transport's write side is serialized. The tasks live in a task group
+the caller passes in (the server's, for all its connections): a connection
+makes no task group of its own.
 
 * the **reader** receives bytes, feeds the core, and queues messages; when
   ``max_queue`` messages wait, it stops reading, so the peer meets TCP
-  backpressure instead of our memory growing;
+  backpressure instead of our memory growing. Once the core's ``Terminated``
+  event came, the same task becomes the **closer**: it lets the writer
+  flush (bounded by ``close_timeout``), on the client waits for the server
+  to close TCP first, and closes the transport;
 * the **writer** takes ``data_to_send()`` whenever woken, so pongs and close
   echoes queued by the core leave without a caller, and pongs coalesce while
   a slow peer holds the write side. It starts at its first wake-up before
@@ -15,12 +21,11 @@ guards it; only the transport's write side is serialized):
   instead while the writer is idle and the kernel has taken everything so
   far: no task switch per message, and a burst of sends still leaves as one
   write;
-* the **timer** (the task that runs the connection) calls ``tick()`` at
-  ``next_deadline()``: keepalive pings, the pong timeout and the close timeout
-  work even while the write side is stuck (a stalled peer cannot silence the
-  heartbeat that detects it); once the core's ``Terminated`` event came, the
-  same task becomes the **closer**: it lets the writer flush (bounded), and
-  closes the transport.
+* the **timer** is not a task of the connection's: a :class:`~wskit._timers.Timers`
+  service shared by the server's connections calls ``tick()`` at
+  ``next_deadline()``. Keepalive pings, the pong timeout and the close
+  timeout work even while the write side is stuck (a stalled peer cannot
+  silence the heartbeat that detects it).
 
 Nothing on the data path allocates a synchronization primitive per message:
 wake-ups and flags make an event only while a task sleeps on them
@@ -42,6 +47,7 @@ import anyio
 import anyio.abc
 
 from ._signal import Flag, Signal
+from ._timers import Timers
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream
 from .backends.transport import TransportInfo
@@ -101,6 +107,7 @@ class WebSocket:
 
     # One per connection: slots, not a dict of ~40 attributes.
     __slots__ = (
+        "__weakref__",  # the timer service holds connections weakly
         "_assembling",
         "_check",
         "_close_plans",
@@ -113,6 +120,8 @@ class WebSocket:
         "_drained",
         "_early_events",
         "_end",
+        "_eof",
+        "_finished",
         "_flush_scheduled",
         "_flushed",
         "_fragmenting",
@@ -123,7 +132,8 @@ class WebSocket:
         "_piece_stream",
         "_pings",
         "_queue",
-        "_reader_done",
+        "_read_scope",
+        "_receiving",
         "_refusing",
         "_request",
         "_skip_rest",
@@ -132,8 +142,8 @@ class WebSocket:
         "_tasks",
         "_terminated",
         "_timer_deadline",
+        "_timers",
         "_transport",
-        "_wake_timer",
         "_wake_writer",
         "_write_limit",
         "_writer_started",
@@ -182,9 +192,10 @@ class WebSocket:
         self._pause: anyio.CancelScope | None = None
         self._wake_writer = Signal()
         # The writer task starts at its first wake-up (an idle connection, or
-        # one whose writes all go out by callback, never needs it): ``run()``'s
-        # task group while it is active, else None.
+        # one whose writes all go out by callback, never needs it), in the
+        # task group given to ``run()``; None before and after run().
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._finished = False  # run() is over: a writer still waiting returns
         self._writer_started = False
         # On the lean asyncio stream, whose writes are whole and never wait,
         # send() and the reader write themselves while the writer is idle:
@@ -192,14 +203,19 @@ class WebSocket:
         self._direct = stream if isinstance(stream, LeanStream) else None
         self._writing = False  # the writer is between taking data and handing it over
         self._flush_scheduled = False
-        self._wake_timer = Signal()
-        # The deadline the timer sleeps until (inf: none); it is woken only
-        # when the core wants an earlier one, not after every read.
+        # The deadline scheduled with the timer service (inf: none); a new
+        # one is scheduled only when the core wants an earlier one, not
+        # after every read.
+        self._timers: Timers | None = None
         self._timer_deadline = math.inf
+        # The reader's scope, cancelled when the connection ends while the
+        # reader waits for bytes (a timeout, a failed write): it then closes.
+        self._read_scope: anyio.CancelScope | None = None
+        self._receiving = False
+        self._eof = False  # the transport's read side ended
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
-        self._reader_done = Flag()
         self._terminated = Flag()
         self._closed = Flag()
         self._inflight = 0
@@ -266,22 +282,22 @@ class WebSocket:
 
     # ---------------------------------------------------------------- tasks
 
-    async def run(self) -> None:
+    async def run(self, tasks: anyio.abc.TaskGroup, timers: Timers) -> None:
         """Drive the connection until it is closed and its transport released.
 
         The server and ``connect()`` run this; applications do not call it.
+        This task reads until the core terminates, then closes; the writer,
+        when one is needed, starts in ``tasks``, and ``timers`` keeps the
+        connection's deadlines.
         """
+        self._tasks = tasks
+        self._timers = timers
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._reader)
-                self._tasks = tasks
-                if self._wake_writer.is_set():  # woken before run() started
-                    self._kick_writer()
-                # The timer runs in this task (one task less per connection)
-                # until the core terminates; then this task closes.
-                await self._timer()
-                await self._closer()
-                tasks.cancel_scope.cancel()
+            if self._wake_writer.is_set():  # woken before run() started
+                self._kick_writer()
+            self._poke_timer()
+            await self._read()
+            await self._closer()
         finally:
             self._tasks = None
             with anyio.CancelScope(shield=True):
@@ -291,14 +307,15 @@ class WebSocket:
                     self._conn.receive_eof()
                     self._after_core_call()
                 await self._release_transport()
+            self._finished = True
+            self._wake_writer.set()  # a writer waiting for work returns
 
-    def _after_core_call(self, *, wake_timer: bool = True) -> None:
+    def _after_core_call(self) -> None:
         """Act on what a call into the core produced, except queueing messages."""
         for event in self._conn.events():
             self._handle(event)
-        self._kick_writer()
-        if wake_timer:
-            self._poke_timer()
+        self._flush_soon()
+        self._poke_timer()
 
     def _kick_writer(self) -> None:
         """Wake the writer; start it if this is its first wake-up with something to write."""
@@ -317,9 +334,39 @@ class WebSocket:
         tasks.start_soon(self._writer)
 
     def _poke_timer(self) -> None:
+        """Schedule the connection's next deadline if it is earlier than the one scheduled."""
+        timers = self._timers
+        if timers is None or self._terminated.is_set():
+            return  # run() schedules the first one; after the end there is none
         deadline = self._conn.next_deadline()
-        if deadline is not None and deadline < self._timer_deadline:
-            self._wake_timer.set()
+        if self._close_plans:
+            planned = min(plan[0] for plan in self._close_plans.values())
+            deadline = planned if deadline is None else min(deadline, planned)
+        if deadline is None or deadline >= self._timer_deadline:
+            return
+        if deadline == 0.0:
+            # The core starts a timer and needs the current time: tick now
+            # rather than wake the service for it.
+            try:
+                now = anyio.current_time()
+            except RuntimeError:  # outside the event loop (a signal handler)
+                pass
+            else:
+                self.on_timer(now)
+                return
+        timers.schedule(deadline, self, replacing=self._timer_deadline != math.inf)
+        self._timer_deadline = deadline
+
+    def timer_deadline(self) -> float:
+        """The deadline scheduled with the timer service (``inf``: none); for :class:`Timers`."""
+        return self._timer_deadline
+
+    def on_timer(self, now: float) -> None:
+        """Called by the timer service once the scheduled deadline has passed."""
+        self._timer_deadline = math.inf
+        self._close_if_planned(now)
+        self._conn.tick(now)
+        self._after_core_call()
 
     def _handle(self, event: object) -> None:
         if isinstance(event, Message | Fragment):
@@ -330,7 +377,11 @@ class WebSocket:
         elif isinstance(event, Terminated):
             self._end = event
             self._terminated.set()
-            self._wake_timer.set()  # the timer's loop ends, and the closer starts
+            if self._receiving and self._read_scope is not None:
+                self._read_scope.cancel()  # stop waiting for bytes: the reader closes
+            if self._timer_deadline != math.inf and self._timers is not None:
+                self._timer_deadline = math.inf
+                self._timers.forget()
             self._kick_writer()  # if it runs; else the closer writes the rest
             self._queue.close()
             for done, _, _ in self._pings.values():
@@ -348,18 +399,25 @@ class WebSocket:
                 rtt.append(exact if exact is not None else anyio.current_time() - sent_at)
                 done.set()
 
-    async def _reader(self) -> None:
-        try:
+    async def _read(self) -> None:
+        """Receive and dispatch until the core terminates."""
+        with anyio.CancelScope() as scope:
+            self._read_scope = scope
             # Frames that came with the handshake are already in the core.
             await self._dispatch([*self._early_events, *self._conn.events()])
             self._early_events = []
-            while True:
+            terminated = self._terminated
+            while not terminated.is_set():
+                self._receiving = True
                 try:
                     data = await self._stream.receive(READ_SIZE)
                 except TRANSPORT_ENDED:
+                    self._eof = True
                     self._conn.receive_eof()
                     self._after_core_call()
                     return
+                finally:
+                    self._receiving = False
                 if self._slice and len(data) > self._slice:
                     for start in range(0, len(data), self._slice):
                         piece = data[start : start + self._slice]
@@ -368,8 +426,7 @@ class WebSocket:
                 else:
                     self._conn.receive_data(data, now=anyio.current_time())
                     await self._dispatch(self._conn.events())
-        finally:
-            self._reader_done.set()
+        self._read_scope = None
 
     async def _dispatch(self, events: list[Event]) -> None:
         self._flush_soon()  # pongs and close echoes leave at once
@@ -483,7 +540,7 @@ class WebSocket:
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()
-            if not await self._write_pending():
+            if self._finished or not await self._write_pending():
                 return
 
     async def _write_pending(self) -> bool:
@@ -529,29 +586,6 @@ class WebSocket:
     def _buffered(self) -> int:
         return self._conn.buffered_amount + self._inflight
 
-    async def _timer(self) -> None:
-        wake = self._wake_timer
-        while not self._terminated.is_set():
-            deadline = self._conn.next_deadline()
-            if self._close_plans:
-                planned = min(plan[0] for plan in self._close_plans.values())
-                deadline = planned if deadline is None else min(deadline, planned)
-            self._timer_deadline = math.inf if deadline is None else deadline
-            if deadline is None:
-                await wake.wait()
-            else:
-                delay = deadline - anyio.current_time()
-                if delay > 0:
-                    with anyio.move_on_after(delay):
-                        await wake.wait()
-            self._timer_deadline = -math.inf  # awake: any change is seen below
-            now = anyio.current_time()
-            self._close_if_planned(now)
-            self._conn.tick(now)
-            # Not waking ourselves: we read next_deadline() right away anyway,
-            # and a self-set event made every idle connection spin the CPU.
-            self._after_core_call(wake_timer=False)
-
     def _close_if_planned(self, now: float) -> None:
         due = [plan for plan in self._close_plans.values() if plan[0] <= now]
         if due:
@@ -579,7 +613,11 @@ class WebSocket:
             await self._flushed.wait()
             if isinstance(self._conn, ClientConnection) and self._end_is_clean():
                 # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
-                await self._reader_done.wait()
+                while not self._eof:
+                    try:
+                        await self._stream.receive(READ_SIZE)  # after the close: ignored
+                    except TRANSPORT_ENDED:
+                        self._eof = True
 
     def _end_is_clean(self) -> bool:
         return self._end is not None and self._end.error is None and self._end.code != 1006
@@ -784,7 +822,7 @@ class WebSocket:
         done = anyio.Event()
         rtt: list[float] = []
         self._pings[payload] = (done, rtt, anyio.current_time())
-        self._kick_writer()
+        self._flush_soon()
         try:
             await done.wait()
         finally:
@@ -814,6 +852,10 @@ class WebSocket:
                 # Called outside the event loop (a signal handler calling
                 # server.close()): the closer starts the clock when it wakes.
                 self._close_started = None
+            else:
+                # The core starts its close timeout from now (otherwise it
+                # would ask the timer service for the time).
+                self._conn.tick(self._close_started)
             self._after_core_call()
             if self._pause is not None:
                 self._pause.cancel()  # read on, to the peer's close frame
@@ -837,7 +879,7 @@ class WebSocket:
             return
         Close(code, reason)  # validates now, not when the plan comes due
         self._close_plans[key] = (anyio.current_time() + max(delay, 0.0), code, reason)
-        self._wake_timer.set()
+        self._poke_timer()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released."""
