@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import Any, final
 
 import anyio
@@ -125,6 +125,8 @@ class WebSocket:
         "_flush_scheduled",
         "_flushed",
         "_fragmenting",
+        "_handoff",
+        "_handoff_data",
         "_inflight",
         "_max_queue",
         "_partial",
@@ -213,6 +215,10 @@ class WebSocket:
         self._read_scope: anyio.CancelScope | None = None
         self._receiving = False
         self._eof = False  # the transport's read side ended
+        # Events the lean stream's callback parsed but could not deliver
+        # without waiting (a full queue, a plugin's reply): the reader's.
+        self._handoff: list[Event | _Verdict] = []
+        self._handoff_data = b""  # and the bytes it had not fed to the core yet
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
@@ -377,8 +383,11 @@ class WebSocket:
         elif isinstance(event, Terminated):
             self._end = event
             self._terminated.set()
-            if self._receiving and self._read_scope is not None:
-                self._read_scope.cancel()  # stop waiting for bytes: the reader closes
+            if self._receiving:  # stop waiting for bytes: the reader closes
+                if self._direct is not None:
+                    self._direct.wake_receiver()
+                elif self._read_scope is not None:
+                    self._read_scope.cancel()
             if self._timer_deadline != math.inf and self._timers is not None:
                 self._timer_deadline = math.inf
                 self._timers.forget()
@@ -407,10 +416,18 @@ class WebSocket:
             await self._dispatch([*self._early_events, *self._conn.events()])
             self._early_events = []
             terminated = self._terminated
+            # On the lean stream, bytes that arrive while the reader waits are
+            # parsed and delivered in the transport's callback (_consume): a
+            # message wakes only the task that receives it.
+            direct = self._direct
+            consume = self._consume
             while not terminated.is_set():
                 self._receiving = True
                 try:
-                    data = await self._stream.receive(READ_SIZE)
+                    if direct is not None:
+                        data = await direct.receive_or_consume(READ_SIZE, consume)
+                    else:
+                        data = await self._stream.receive(READ_SIZE)
                 except TRANSPORT_ENDED:
                     self._eof = True
                     self._conn.receive_eof()
@@ -418,6 +435,13 @@ class WebSocket:
                     return
                 finally:
                     self._receiving = False
+                if self._handoff:
+                    events, self._handoff = self._handoff, []
+                    await self._dispatch(events)
+                if not data:
+                    if not self._handoff_data:
+                        continue  # woken by the end
+                    data, self._handoff_data = self._handoff_data, b""
                 if self._slice and len(data) > self._slice:
                     for start in range(0, len(data), self._slice):
                         piece = data[start : start + self._slice]
@@ -428,7 +452,70 @@ class WebSocket:
                     await self._dispatch(self._conn.events())
         self._read_scope = None
 
-    async def _dispatch(self, events: list[Event]) -> None:
+    def _consume(self, data: bytes) -> None:
+        """Parse bytes in the lean stream's callback while the reader waits; deliver what can be.
+
+        What would need a wait (a full queue, a plugin verdict other than
+        pass, drop or close, a message in several pieces under plugins)
+        goes to the reader with the events after it, in order, and with
+        the bytes not fed yet; the reader is woken for it, and until then,
+        bytes queue in the stream.
+        """
+        direct = self._direct
+        assert direct is not None
+        size = self._slice
+        if size and len(data) > size:
+            # Compressed: fed in slices, as by the reader (max_queue bounds
+            # what one read inflates to).
+            for start in range(0, len(data), size):
+                if not self._consume_piece(data[start : start + size], direct):
+                    self._handoff_data = data[start + size :]
+                    break
+        else:
+            self._consume_piece(data, direct)
+        self._flush_soon()
+        self._poke_timer()
+
+    def _consume_piece(self, data: bytes, direct: LeanStream) -> bool:
+        """Feed ``data`` and deliver its events; False if some were handed to the reader."""
+        conn = self._conn
+        conn.receive_data(data, now=direct.time())
+        events = conn.events()
+        queue = self._queue
+        check = self._check
+        for index, event in enumerate(events):
+            if isinstance(event, Fragment):
+                if check is not None:
+                    if not (event.fin and self._assembling.empty and not self._refusing):
+                        return self._hand_over(events, index)  # the reader assembles
+                    verdict = check(self, event.data)
+                    if verdict is DROP:
+                        continue
+                    if isinstance(verdict, Close):
+                        self._refusing = True
+                        self._start_closing(verdict.code, verdict.reason)
+                        continue
+                    if verdict is not PASS:  # a reply waits for room to write
+                        return self._hand_over(events, index + 1, verdict)
+                if not queue.offer((event.data, event.fin)):
+                    return self._hand_over(events, index)
+            elif isinstance(event, Message):  # a core configured without fragments
+                if not queue.offer((event.data, True)):
+                    return self._hand_over(events, index)
+            else:
+                self._handle(event)
+        return True
+
+    def _hand_over(self, events: list[Event], start: int, reply: Verdict | None = None) -> bool:
+        """Leave ``events[start:]`` (after a verdict to act on) to the reader, and wake it."""
+        assert self._direct is not None
+        rest: list[Event | _Verdict] = [] if reply is None else [_Verdict(reply)]
+        rest.extend(events[start:])
+        self._handoff = rest
+        self._direct.wake_receiver()
+        return False
+
+    async def _dispatch(self, events: Sequence[Event | _Verdict]) -> None:
         self._flush_soon()  # pongs and close echoes leave at once
         queue = self._queue
         for event in events:
@@ -449,6 +536,9 @@ class WebSocket:
                 piece = (event.data, event.fin)
             elif isinstance(event, Message):  # a core configured without fragments
                 piece = (event.data, True)
+            elif isinstance(event, _Verdict):  # judged in _consume(), acted on here
+                await self._act_on(event.verdict)
+                continue
             else:
                 self._handle(event)
                 continue
@@ -915,3 +1005,13 @@ class _PieceStream:
             self.done = True
             self._ws._piece_stream = None
         return data
+
+
+@final
+class _Verdict:
+    """A plugin verdict reached in :meth:`WebSocket._consume`, for the reader to carry out."""
+
+    __slots__ = ("verdict",)
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import wskit
+from wskit.options import Compression
 from wskit.plugins import Plugin
-from wskit.testing import handshake
+from wskit.testing import handshake, pair
 
 TRANSPORTS = ["memory", "tcp"]
+CONNECTIONS = [*TRANSPORTS, "tcp-uncompressed"]  # for client_of()
 
 
 @dataclass
@@ -64,3 +67,27 @@ async def attempt(
                 return Outcome(101, (), b"")
         except wskit.HandshakeRejected as exc:
             return Outcome(exc.status_code, exc.headers, exc.body)
+
+
+@asynccontextmanager
+async def client_of(
+    transport: str,
+    handler: Callable[[wskit.WebSocket], Awaitable[None]],
+    plugins: Sequence[Plugin],
+) -> AsyncIterator[wskit.WebSocket]:
+    """A client connected to a server running ``handler`` with ``plugins``.
+
+    ``memory`` uses wskit.testing.pair(); ``tcp`` a real server on 127.0.0.1
+    (with compression, the default), where on asyncio the server parses in
+    the lean stream's callback; ``tcp-uncompressed`` the same without it.
+    """
+    if transport == "memory":
+        async with pair(handler, plugins=plugins) as p:
+            yield p.client
+        return
+    compression: Compression = None if transport == "tcp-uncompressed" else "deflate"
+    async with wskit.serve(
+        handler, "127.0.0.1", 0, plugins=plugins, compression=compression
+    ) as server:
+        async with wskit.connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5) as ws:
+            yield ws

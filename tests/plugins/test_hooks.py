@@ -13,7 +13,7 @@ import wskit
 from wskit.plugins import DROP, PASS, ClientRequest, Close, Handshake, Plugin, Reply
 from wskit.testing import handshake, pair
 
-from .support import TRANSPORTS, attempt
+from .support import CONNECTIONS, TRANSPORTS, attempt, client_of
 
 pytestmark = pytest.mark.anyio
 
@@ -89,7 +89,8 @@ class Verdicts(Plugin):
         return PASS
 
 
-async def test_verdicts_drop_reply_and_close() -> None:
+@pytest.mark.parametrize("transport", CONNECTIONS)
+async def test_verdicts_drop_reply_and_close(transport: str) -> None:
     delivered: list[str | bytes] = []
 
     async def handler(ws: wskit.WebSocket) -> None:
@@ -97,22 +98,23 @@ async def test_verdicts_drop_reply_and_close() -> None:
             delivered.append(message)
             await ws.send(message)
 
-    async with pair(handler, plugins=[Verdicts()]) as p:
+    async with client_of(transport, handler, [Verdicts()]) as client:
         for message in ["drop", "one", "reply", "two"]:
-            await p.client.send(message)
+            await client.send(message)
         # The reply leaves from the reader at once, the echoes from the handler.
-        received = {await p.client.recv() for _ in range(3)}
+        received = {await client.recv() for _ in range(3)}
         assert received == {"one", b"a reply", "two"}
-        await p.client.send("close")
-        await p.client.send("after the close")  # never delivered
+        await client.send("close")
+        await client.send("after the close")  # never delivered
         with pytest.raises(wskit.ConnectionClosedError) as caught:
-            await p.client.recv()
+            await client.recv()
         assert caught.value.code == 4001
         assert caught.value.reason == "closed by a plugin"
     assert delivered == ["one", "two"]
 
 
-async def test_whole_fragmented_messages_reach_on_message() -> None:
+@pytest.mark.parametrize("transport", CONNECTIONS)
+async def test_whole_fragmented_messages_reach_on_message(transport: str) -> None:
     seen: list[str | bytes] = []
 
     class Spy(Plugin):
@@ -120,10 +122,16 @@ async def test_whole_fragmented_messages_reach_on_message() -> None:
             seen.append(message)
             return PASS
 
-    async with pair(plugins=[Spy()]) as p:
-        await p.client.send_fragments(["ab", "cd", "ef"])
-        assert await p.client.recv() == "abcdef"
-    assert seen == ["abcdef"]
+    async def echo(ws: wskit.WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with client_of(transport, echo, [Spy()]) as client:
+        await client.send_fragments(["ab", "cd", "ef"])
+        assert await client.recv() == "abcdef"
+        await client.send("whole")
+        assert await client.recv() == "whole"
+    assert seen == ["abcdef", "whole"]
 
 
 class Raises(Plugin):

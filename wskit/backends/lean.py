@@ -65,6 +65,7 @@ class _Protocol(asyncio.Protocol):
     __slots__ = (
         "buffer",
         "buffered",
+        "consumer",
         "drain_waiters",
         "drained",
         "eof",
@@ -74,6 +75,7 @@ class _Protocol(asyncio.Protocol):
         "paused_writing",
         "readable",
         "transport",
+        "woken",
     )
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -88,8 +90,16 @@ class _Protocol(asyncio.Protocol):
         self.readable: asyncio.Future[None] | None = None  # exists while a receive() waits
         self.drained: asyncio.Future[None] | None = None  # exists while a send() waits
         self.drain_waiters: list[asyncio.Future[None]] = []  # wait_drained() callers
+        # Set while a receive_or_consume() waits (so the buffer is empty):
+        # bytes go to it at once, and the waiting task is not woken.
+        self.consumer: Callable[[bytes], object] | None = None
+        self.woken = False  # wake_receiver() was called: the waiting receive returns b""
 
     def data_received(self, data: bytes) -> None:
+        consumer = self.consumer
+        if consumer is not None:
+            consumer(data)
+            return
         self.buffer.append(data)
         self.buffered += len(data)
         if self.buffered > READ_BUFFER and not self.paused_reading:
@@ -167,6 +177,20 @@ class LeanStream(anyio.abc.SocketStream):
             ClosedResourceError: this stream was closed.
             BusyResourceError: another task is already receiving.
         """
+        return await self.receive_or_consume(max_bytes, None)
+
+    async def receive_or_consume(
+        self, max_bytes: int, consumer: Callable[[bytes], object] | None
+    ) -> bytes:
+        """:meth:`receive`, but bytes that arrive while it waits go to ``consumer``.
+
+        The consumer is called from the event loop's callback, as the bytes
+        arrive, and the waiting task is not woken for them: a WebSocket
+        parses there, and wakes only the task its message is for. It wakes
+        this task with :meth:`wake_receiver`, which makes this call return
+        ``b""`` (and the consumer is no longer called). What was buffered
+        before, EOF and errors are returned or raised as by :meth:`receive`.
+        """
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
         protocol = self._protocol
@@ -178,15 +202,20 @@ class LeanStream(anyio.abc.SocketStream):
                 protocol.paused_reading = False
                 protocol.transport.resume_reading()
             try:
-                while not protocol.buffer and not protocol.eof and not protocol.lost:
-                    waiter = protocol.readable = asyncio.get_running_loop().create_future()
+                while not (protocol.buffer or protocol.eof or protocol.lost or protocol.woken):
+                    protocol.consumer = consumer
+                    waiter = protocol.readable = self._loop.create_future()
                     try:
                         await waiter
                     finally:
                         protocol.readable = None
+                        protocol.consumer = None
             finally:
                 self._receiving = False
+            woken, protocol.woken = protocol.woken, False
             if not protocol.buffer:
+                if woken and not self._closed:
+                    return b""
                 if self._closed:
                     raise anyio.ClosedResourceError
                 if protocol.exception is not None:
@@ -246,6 +275,17 @@ class LeanStream(anyio.abc.SocketStream):
                 await waiter
             finally:
                 protocol.drained = None
+
+    def wake_receiver(self) -> None:
+        """Make a waiting :meth:`receive_or_consume` return ``b""`` (else its next call)."""
+        protocol = self._protocol
+        protocol.consumer = None
+        protocol.woken = True
+        protocol._wake_reader()
+
+    def time(self) -> float:
+        """The event loop's clock (``anyio.current_time()``), also usable in a loop callback."""
+        return self._loop.time()
 
     def pause_reading(self) -> None:
         """Stop reading from the socket until the next ``receive()``.
