@@ -306,13 +306,17 @@ class WebSocket:
             await self._closer()
         finally:
             self._tasks = None
-            with anyio.CancelScope(shield=True):
-                if self._end is None:
-                    # Aborted from outside (a server's shutdown deadline fires a
-                    # hair before our own close_timeout): report the end as 1006.
-                    self._conn.receive_eof()
-                    self._after_core_call()
-                await self._release_transport()
+            if self._end is None:
+                # Aborted from outside (a server's shutdown deadline fires a
+                # hair before our own close_timeout): report the end as 1006.
+                self._conn.receive_eof()
+                self._after_core_call()
+            if self._direct is not None:
+                self._direct.close_now()  # nothing to wait for, nothing to shield
+                self._closed.set()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await self._release_transport()
             self._finished = True
             self._wake_writer.set()  # a writer waiting for work returns
 
@@ -685,6 +689,8 @@ class WebSocket:
 
     async def _closer(self) -> None:
         await self._terminated.wait()
+        if not self._must_wait_for_eof() and self._flush_at_once():
+            return  # the common case on the lean stream: no deadline to set
         # The close frame (ours or the echo) should leave, but a peer that
         # stopped reading must not hold us: bounded by close_timeout, counted
         # from our close frame if we sent one first. (Counting from the end
@@ -701,16 +707,38 @@ class WebSocket:
                 self._writer_started = True
                 await self._write_pending()
             await self._flushed.wait()
-            if isinstance(self._conn, ClientConnection) and self._end_is_clean():
-                # RFC 6455 §7.1.1: the server closes TCP first; wait for it.
+            if self._must_wait_for_eof():
                 while not self._eof:
                     try:
                         await self._stream.receive(READ_SIZE)  # after the close: ignored
                     except TRANSPORT_ENDED:
                         self._eof = True
 
-    def _end_is_clean(self) -> bool:
-        return self._end is not None and self._end.error is None and self._end.code != 1006
+    def _must_wait_for_eof(self) -> bool:
+        # RFC 6455 §7.1.1: after a clean close, the server closes TCP first;
+        # the client waits for it.
+        end = self._end
+        return (
+            isinstance(self._conn, ClientConnection)
+            and not self._eof
+            and end is not None
+            and end.error is None
+            and end.code != 1006
+        )
+
+    def _flush_at_once(self) -> bool:
+        """On the lean stream with no writer, write what is left now; True if all of it left."""
+        direct = self._direct
+        if direct is None or self._writer_started or not direct.can_write_now():
+            return False
+        # After the end no writer starts (_kick_writer): this task finishes the job.
+        for data in self._conn.chunks_to_send():
+            direct.write_now(data)
+        if direct.draining():
+            return False  # the closer waits for it below, within close_timeout
+        self._writer_started = True
+        self._flushed.set()
+        return True
 
     async def _release_transport(self) -> None:
         await aclose_quietly(self._stream)

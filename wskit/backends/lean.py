@@ -346,9 +346,13 @@ class LeanStream(anyio.abc.SocketStream):
 
     async def aclose(self) -> None:
         """Close at once, as AnyIO's stream does: what was not sent is dropped."""
+        self.close_now()
+        await anyio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """:meth:`aclose` without the checkpoint, for a caller that is not a task."""
         self._closed = True
         self._transport_.abort()
-        await anyio.lowlevel.checkpoint()
 
 
 def lean_stream(stream: _S) -> _S | LeanStream:
