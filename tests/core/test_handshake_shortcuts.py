@@ -1,8 +1,9 @@
-"""The server handshake's shortcuts give what the general code gives.
+"""The handshake's shortcuts give what the general code gives.
 
-The key check accepts the one form a valid key takes without decoding it, and
-``accept()`` fills in the 101 without ``render_response()``. These properties
-compare each with the general path it stands in for.
+The key check accepts the one form a valid key takes without decoding it,
+``accept()`` fills in the 101 without ``render_response()``, and header
+values, request targets and hosts are checked with whole-string operations.
+These properties compare each with the general rule it stands in for.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.frames import upgrade_request
-from wskit.core import Config, DeflateOptions, ServerConnection
+from wskit.core import ClientConnection, Config, DeflateOptions, ServerConnection
+from wskit.core.connection import _header_pairs
 from wskit.core.handshake import accept_token, check_upgrade_request
 from wskit.core.http import HeadReader, HttpError, HttpLimits, RequestHead, render_response
+from wskit.errors import UsageError
 
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 # Keys near the valid form: base64 digits, padding, and characters base64 refuses.
@@ -105,3 +108,48 @@ def test_the_101_is_what_render_response_renders_for_its_headers(
         assert answer_value.startswith("permessage-deflate; ")
         expected.append(("Sec-WebSocket-Extensions", answer_value))
     assert list(head.headers) == expected + extra
+
+
+def _visible_ascii_sp_htab(value: str) -> bool:
+    return all(" " <= ch <= "~" or ch == "\t" for ch in value)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7FF)) | st.text())
+def test_header_values_are_refused_exactly_when_not_visible_ascii_sp_or_htab(value):
+    conn = ServerConnection()
+    conn.receive_data(upgrade_request())
+    conn.events()
+    if _visible_ascii_sp_htab(value):
+        conn.accept(None, [("X-Value", value)])
+        assert f"\r\nX-Value: {value}\r\n".encode() in conn.data_to_send()
+    else:
+        with pytest.raises(UsageError, match="must be visible ASCII"):
+            conn.accept(None, [("X-Value", value)])
+
+
+def test_every_character_up_to_u_ffff_is_classed_like_the_rule():
+    refused = set()
+    for code in range(0x10000):
+        try:
+            _header_pairs([("X", chr(code))])
+        except UsageError:
+            refused.add(code)
+    assert refused == set(range(0x10000)) - {0x09, *range(0x20, 0x7F)}
+
+
+_targets = st.text(alphabet="/ab?=é\r\n\0 \t\x01", max_size=8).map(lambda text: "/" + text)
+_hosts = st.text(alphabet="ab.:/é\r\n\0 \t\x01", max_size=8)
+
+
+@given(_targets, _hosts)
+def test_the_client_refuses_a_target_or_host_exactly_when_it_holds_a_breaking_character(
+    target, host
+):
+    bad_target = any(c in target for c in " \r\n\0") or not target.isascii()
+    bad_host = not host or not host.isascii() or any(c in host for c in " \r\n\0/")
+    if bad_target or bad_host:
+        with pytest.raises(UsageError, match="target" if bad_target else "host"):
+            ClientConnection(host, target)
+    else:
+        request = ClientConnection(host, target).data_to_send()
+        assert request.startswith(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n".encode())
