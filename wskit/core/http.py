@@ -129,7 +129,9 @@ class HeadReader:
     Each line is checked as soon as its LF arrives, and an unfinished line or
     head is measured on every feed, so a limit fails the feed that passes it.
     The reader keeps at most ``max_head`` bytes: of a larger feed, only the
-    part that can still belong to the head is copied.
+    part that can still belong to the head is copied. A valid head that the
+    first feed holds whole (the usual case) is read in one pass instead,
+    with the same result.
     """
 
     def __init__(self, limits: HttpLimits, *, response: bool = False) -> None:
