@@ -1,8 +1,9 @@
 """The handshake's shortcuts give what the general code gives.
 
 The key check accepts the one form a valid key takes without decoding it,
-``accept()`` fills in the 101 without ``render_response()``, and header
-values, request targets and hosts are checked with whole-string operations.
+``accept()`` fills in the 101 without ``render_response()`` and caches its
+answers to deflate offers, and header values, request targets and hosts are
+checked with whole-string operations.
 These properties compare each with the general rule it stands in for.
 """
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from tests.frames import upgrade_request
 from wskit.core import ClientConnection, Config, DeflateOptions, ServerConnection
 from wskit.core.connection import _header_pairs
+from wskit.core.deflate import server_accept_offer
 from wskit.core.handshake import accept_token, check_upgrade_request
 from wskit.core.http import HeadReader, HttpError, HttpLimits, RequestHead, render_response
 from wskit.errors import UsageError
@@ -153,3 +155,36 @@ def test_the_client_refuses_a_target_or_host_exactly_when_it_holds_a_breaking_ch
     else:
         request = ClientConnection(host, target).data_to_send()
         assert request.startswith(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n".encode())
+
+
+_OFFERS = [
+    "permessage-deflate; client_max_window_bits",
+    "permessage-deflate",
+    "permessage-deflate; server_max_window_bits=10; client_no_context_takeover",
+]
+
+
+@given(
+    offer=st.sampled_from(_OFFERS),
+    window_bits=st.integers(9, 15),
+    peer_window_bits=st.integers(9, 15),
+    no_context_takeover=st.booleans(),
+)
+def test_the_deflate_answer_is_worked_out_for_each_offer_and_options(
+    offer, window_bits, peer_window_bits, no_context_takeover
+):
+    # Answers are cached by (offer, options): connections with other options
+    # must still get their own answer.
+    options = DeflateOptions(
+        window_bits=window_bits,
+        peer_window_bits=peer_window_bits,
+        no_context_takeover=no_context_takeover,
+    )
+    conn = ServerConnection(Config(compression=options))
+    conn.receive_data(upgrade_request(f"Sec-WebSocket-Extensions: {offer}\r\n".encode()))
+    conn.events()
+    conn.accept()
+    agreed = server_accept_offer(offer, options)
+    assert agreed is not None
+    expected = f"\r\nSec-WebSocket-Extensions: permessage-deflate; {agreed[1]}\r\n"
+    assert expected.encode() in conn.data_to_send()

@@ -9,6 +9,7 @@ ends the connection with a :class:`~wskit.core.events.Terminated` event whose
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from wskit.errors import InvalidRequest, InvalidState, UsageError
@@ -36,6 +37,10 @@ def _is_plain_http(head: RequestHead, index: HeaderIndex) -> bool:
 
 
 _DEFLATE = "permessage-deflate"
+# Browsers send the same few offers over and over, and the answer depends only
+# on the offer and the options, both immutable: each pair is worked out once.
+# The cache is small and bounded, so varied offers cost no more than before.
+_accept_offer = functools.lru_cache(maxsize=64)(server_accept_offer)
 # The 101 as render_response() renders it, up to the accept token: only the
 # token and any further headers differ from one connection to the next.
 _SWITCHING = (
@@ -175,7 +180,7 @@ class ServerConnection(Connection):
         for offer in upgrade.extensions:
             if offer.partition(";")[0].strip() != _DEFLATE:
                 continue
-            agreed = server_accept_offer(offer, options)
+            agreed = _accept_offer(offer, options)
             if agreed is not None:
                 params, answer = agreed
                 headers.append(
