@@ -94,3 +94,23 @@ async def test_stream_without_a_socket_is_described_with_nones():
         info = await describe(_MemoryByteStream())
     assert info == TransportInfo(peer=None, local=None, tls=False, mptcp=False, unix=False)
     assert info.mptcp_info() is None
+
+
+@pytest.mark.anyio
+async def test_a_tcp_stream_is_described_as_its_typed_attributes_read():
+    # describe() reads AnyIO's attribute table once; each fact must be what
+    # stream.extra() gives for it.
+    with anyio.fail_after(5):
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            [tcp] = listener.listeners
+            port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+            async with await anyio.connect_tcp("127.0.0.1", port) as client:
+                async with await tcp.accept() as server:
+                    for stream in (client, server):
+                        info = await describe(stream)
+                        attr = anyio.abc.SocketAttribute
+                        assert info.peer == stream.extra(attr.remote_address)
+                        assert info.local == stream.extra(attr.local_address)
+                        assert info.peer != info.local
+                        assert (info.tls, info.unix) == (False, False)
+                        assert info.mptcp == mptcp_status(stream.extra(attr.raw_socket))[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import final
+from typing import Any, final
 
 import anyio
 import anyio.abc
@@ -91,13 +91,21 @@ async def describe(stream: anyio.abc.AnyByteStream) -> TransportInfo:
             unix=False,  # lean streams carry TCP and MPTCP only
             _sock=raw,
         )
-    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    # AnyIO builds a stream's whole attribute table on every extra() call
+    # (with a getpeername() in it): build it once and read the five facts from it.
+    attributes = stream.extra_attributes
+
+    def attribute(key: Any) -> Any:
+        getter = attributes.get(key)
+        return None if getter is None else getter()
+
+    sock: socket.socket | None = attribute(anyio.abc.SocketAttribute.raw_socket)
     unix = sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
     mptcp = sock is not None and mptcp_status(sock)[0]
     return TransportInfo(
-        peer=_address(stream.extra(anyio.abc.SocketAttribute.remote_address, None)),
-        local=_address(stream.extra(anyio.abc.SocketAttribute.local_address, None)),
-        tls=stream.extra(TLSAttribute.ssl_object, None) is not None,
+        peer=_address(attribute(anyio.abc.SocketAttribute.remote_address)),
+        local=_address(attribute(anyio.abc.SocketAttribute.local_address)),
+        tls=attribute(TLSAttribute.ssl_object) is not None,
         mptcp=mptcp,
         unix=unix,
         _sock=sock,

@@ -25,6 +25,9 @@ from .http import HeadReader, HttpError, ResponseHead, get_header, is_token
 __all__ = ["ClientConnection"]
 
 _DEFLATE = "permessage-deflate"
+# Characters that would break the request line or the Host header.
+_NOT_IN_TARGET = frozenset(" \r\n\0")
+_NOT_IN_HOST = frozenset(" \r\n\0/")
 
 
 class ClientConnection(Connection):
@@ -60,13 +63,13 @@ class ClientConnection(Connection):
         super().__init__(config)
         if (
             not target.startswith("/")
-            or any(c in target for c in " \r\n\0")
+            or not _NOT_IN_TARGET.isdisjoint(target)
             or not target.isascii()
         ):
             raise UsageError(
                 f"the request target must be an ASCII path starting with '/', got {target!r}"
             )
-        if not host or not host.isascii() or any(c in host for c in " \r\n\0/"):
+        if not host or not host.isascii() or not _NOT_IN_HOST.isdisjoint(host):
             raise UsageError(f"host must be an ASCII host name or address, got {host!r}")
         for protocol in subprotocols:
             if not is_token(protocol):

@@ -464,7 +464,9 @@ def _header_pairs(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], 
     for name, value in pairs:
         if not is_token(name):
             raise UsageError(f"header name {name!r} is not an HTTP token")
-        if not all(" " <= ch <= "~" or ch == "\t" for ch in value):
+        # Visible ASCII, SP and HTAB only: for ASCII text, isprintable() is
+        # true exactly for 0x20-0x7e (a C loop rather than one per character).
+        if not (value.isascii() and value.replace("\t", " ").isprintable()):
             raise UsageError(
                 f"the value of header {name!r} must be visible ASCII, spaces or tabs "
                 "(no line breaks, control or non-ASCII characters)"

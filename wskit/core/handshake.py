@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wskit.core.http import (
+    HeaderIndex,
     Headers,
     HttpError,
     RequestHead,
     ResponseHead,
-    get_header,
+    header_index,
     is_token,
     split_comma_list,
 )
@@ -41,6 +42,8 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """The fixed string RFC 6455 §1.3 appends to the key before hashing."""
 
 _KEY_BYTES = 16
+_KEY_LENGTH = 24  # base64 of 16 bytes: 22 digits and "=="
+_BASE64_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _VERSION_HINT: Headers = (("Sec-WebSocket-Version", "13"),)
 
 
@@ -54,7 +57,8 @@ def accept_token(key: str) -> str:
         base64(SHA-1(key + GUID)).
     """
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()  # SHA-1 is what RFC 6455 mandates
-    return base64.b64encode(digest).decode("ascii")
+    # What base64.b64encode() calls, without its argument checks.
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 def new_key(random_bytes: bytes) -> str:
@@ -111,25 +115,36 @@ class UpgradeResponse:
     extensions: tuple[str, ...]
 
 
-def _tokens(headers: Headers, name: str) -> list[str]:
-    """Every element of every ``name`` header, in order."""
-    return [item for value in get_header(headers, name) for item in split_comma_list(value)]
+def _values(index: HeaderIndex, name: str) -> Sequence[str]:
+    """Every value of header ``name`` (lower-cased), in order."""
+    return index.get(name, ())
 
 
-def _has_token(headers: Headers, name: str, token: str) -> bool:
+def _tokens(index: HeaderIndex, name: str) -> list[str]:
+    """Every element of every ``name`` header (lower-cased name), in order."""
+    return [item for value in _values(index, name) for item in split_comma_list(value)]
+
+
+def _has_token(index: HeaderIndex, name: str, token: str) -> bool:
     # Connection and Upgrade tokens are case-insensitive (RFC 9110 §7.6.1, §7.8).
-    return any(item.lower() == token for item in _tokens(headers, name))
+    for value in _values(index, name):
+        # The usual header holds the one token: no need to split it (values
+        # come stripped, so the split would give [value]).
+        if value.lower() == token or any(item.lower() == token for item in split_comma_list(value)):
+            return True
+    return False
 
 
 def _extension_name(element: str) -> str:
     return element.partition(";")[0].strip(" \t")
 
 
-def check_upgrade_request(head: RequestHead) -> UpgradeRequest:
+def check_upgrade_request(head: RequestHead, index: HeaderIndex | None = None) -> UpgradeRequest:
     """Checks a request head against RFC 6455 §4.2.1; the first failure wins.
 
     Args:
         head: the request head read by HeadReader.
+        index: ``header_index(head.headers)``, when the caller has it already.
 
     Returns:
         The parts a server needs to answer it.
@@ -139,50 +154,54 @@ def check_upgrade_request(head: RequestHead) -> UpgradeRequest:
             ``headers`` are what to answer with (505, 405, 400 or 426).
     """
     headers = head.headers
+    if index is None:
+        index = header_index(headers)
     if head.version != "HTTP/1.1":
         raise HttpError(505, f"WebSocket upgrades need HTTP/1.1, got {head.version}")
     if head.method != "GET":
         raise HttpError(405, f"WebSocket upgrades use GET, got {head.method}", (("Allow", "GET"),))
     # A body would be read as WebSocket frames after the 101 (smuggling, H13).
-    if get_header(headers, "Content-Length") not in ([], ["0"]) or get_header(
-        headers, "Transfer-Encoding"
-    ):
+    if index.get("content-length", ["0"]) != ["0"] or "transfer-encoding" in index:
         raise HttpError(400, "upgrade requests must not carry a body")
-    hosts = get_header(headers, "Host")
+    hosts = _values(index, "host")
     if len(hosts) != 1 or not hosts[0]:
         raise HttpError(400, f"send exactly one non-empty Host header (got {len(hosts)})")
-    if not _has_token(headers, "Upgrade", "websocket"):
+    if not _has_token(index, "upgrade", "websocket"):
         raise HttpError(
             426,
             "send 'Upgrade: websocket' to open a WebSocket",
             (("Upgrade", "websocket"), ("Connection", "Upgrade")),
         )
-    if not _has_token(headers, "Connection", "upgrade"):
+    if not _has_token(index, "connection", "upgrade"):
         raise HttpError(400, "send 'Connection: Upgrade' to open a WebSocket")
-    versions = get_header(headers, "Sec-WebSocket-Version")
+    versions = _values(index, "sec-websocket-version")
     if not versions:
         raise HttpError(400, "send 'Sec-WebSocket-Version: 13'", _VERSION_HINT)
     if versions != ["13"]:
         shown = ", ".join(versions)[:100]
         message = f"only Sec-WebSocket-Version 13 is supported (got {shown!r})"
         raise HttpError(426, message, _VERSION_HINT)
-    key = _check_key(get_header(headers, "Sec-WebSocket-Key"))
-    subprotocols = _tokens(headers, "Sec-WebSocket-Protocol")
+    key = _check_key(_values(index, "sec-websocket-key"))
+    subprotocols = _tokens(index, "sec-websocket-protocol")
     for subprotocol in subprotocols:
         if not is_token(subprotocol):
             raise HttpError(400, f"subprotocol {subprotocol[:100]!r} is not a token")
     # Splitting on commas does not honour quoted-string parameter values that
     # contain commas; no extension we support uses them, and it keeps parsing linear.
-    extensions = _tokens(headers, "Sec-WebSocket-Extensions")
+    extensions = _tokens(index, "sec-websocket-extensions")
     return UpgradeRequest(head.target, headers, key, tuple(subprotocols), tuple(extensions))
 
 
-def _check_key(keys: list[str]) -> str:
+def _check_key(keys: Sequence[str]) -> str:
     if not keys:
         raise HttpError(400, "send a Sec-WebSocket-Key header")
     if len(keys) > 1:
         raise HttpError(400, f"send one Sec-WebSocket-Key header (got {len(keys)})")
     key = keys[0]
+    # The one form a valid key takes: 22 base64 digits and "==" always decode
+    # to 16 bytes, and anything else goes through the full check below.
+    if len(key) == _KEY_LENGTH and key.endswith("==") and not key[:-2].strip(_BASE64_DIGITS):
+        return key
     rule = "Sec-WebSocket-Key must be the base64 of 16 bytes"
     try:
         raw = base64.b64decode(key, validate=True)
@@ -219,30 +238,31 @@ def check_upgrade_response(
         NegotiationError: the server selected something the client did not offer.
     """
     headers = head.headers
+    index = header_index(headers)
     if head.status != 101:
         raise InvalidResponse(f"expected status 101 Switching Protocols, got {head.status}")
     if head.version != "HTTP/1.1":
         raise InvalidResponse(f"the server answered with {head.version}, not HTTP/1.1")
-    if not _has_token(headers, "Upgrade", "websocket"):
+    if not _has_token(index, "upgrade", "websocket"):
         raise InvalidResponse("the Upgrade header of the response lacks 'websocket'")
-    if not _has_token(headers, "Connection", "upgrade"):
+    if not _has_token(index, "connection", "upgrade"):
         raise InvalidResponse("the Connection header of the response lacks 'upgrade'")
-    accepts = get_header(headers, "Sec-WebSocket-Accept")
+    accepts = _values(index, "sec-websocket-accept")
     if len(accepts) != 1:
         raise InvalidResponse(f"expected one Sec-WebSocket-Accept header, got {len(accepts)}")
     if accepts[0] != accept_token(key):
         raise InvalidResponse("Sec-WebSocket-Accept does not match the key we sent")
     return UpgradeResponse(
         headers,
-        _selected_subprotocol(headers, offered_subprotocols),
-        _accepted_extensions(headers, offered_extensions),
+        _selected_subprotocol(index, offered_subprotocols),
+        _accepted_extensions(index, offered_extensions),
     )
 
 
-def _selected_subprotocol(headers: Headers, offered: Sequence[str]) -> str | None:
-    if not get_header(headers, "Sec-WebSocket-Protocol"):
+def _selected_subprotocol(index: HeaderIndex, offered: Sequence[str]) -> str | None:
+    if "sec-websocket-protocol" not in index:
         return None
-    selected = _tokens(headers, "Sec-WebSocket-Protocol")
+    selected = _tokens(index, "sec-websocket-protocol")
     if not offered:
         raise NegotiationError("the server selected a subprotocol but we offered none")
     if len(selected) != 1:
@@ -253,10 +273,10 @@ def _selected_subprotocol(headers: Headers, offered: Sequence[str]) -> str | Non
     return selected[0]
 
 
-def _accepted_extensions(headers: Headers, offered: Sequence[str]) -> tuple[str, ...]:
+def _accepted_extensions(index: HeaderIndex, offered: Sequence[str]) -> tuple[str, ...]:
     offered_names = {_extension_name(element) for element in offered}
     seen: set[str] = set()
-    accepted = _tokens(headers, "Sec-WebSocket-Extensions")
+    accepted = _tokens(index, "sec-websocket-extensions")
     for element in accepted:
         # Extension names are tokens, compared case-sensitively as wsproto does.
         name = _extension_name(element)

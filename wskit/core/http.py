@@ -21,12 +21,14 @@ from wskit.errors import UsageError
 
 __all__ = [
     "HeadReader",
+    "HeaderIndex",
     "Headers",
     "HttpError",
     "HttpLimits",
     "RequestHead",
     "ResponseHead",
     "get_header",
+    "header_index",
     "is_token",
     "render_response",
     "split_comma_list",
@@ -34,6 +36,9 @@ __all__ = [
 
 Headers = tuple[tuple[str, str], ...]
 """Header fields in order: names as received (case preserved), values stripped of OWS."""
+
+HeaderIndex = dict[str, list[str]]
+"""Every value of each header, in order, by lower-cased name (see :func:`header_index`)."""
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _VCHAR_SP = bytes(range(0x20, 0x7F))  # visible ASCII and SP; DEL (0x7f) is a control
@@ -124,7 +129,9 @@ class HeadReader:
     Each line is checked as soon as its LF arrives, and an unfinished line or
     head is measured on every feed, so a limit fails the feed that passes it.
     The reader keeps at most ``max_head`` bytes: of a larger feed, only the
-    part that can still belong to the head is copied.
+    part that can still belong to the head is copied. A valid head that the
+    first feed holds whole (the usual case) is read in one pass instead,
+    with the same result.
     """
 
     def __init__(self, limits: HttpLimits, *, response: bool = False) -> None:
@@ -179,6 +186,11 @@ class HeadReader:
             raise
 
     def _feed(self, data: bytes) -> RequestHead | ResponseHead | None:
+        if not self._buffer:
+            # Nearly every head arrives whole in the first read: read it in one pass.
+            head = self._read_whole(data)
+            if head is not None:
+                return head
         # Copy only what may still be head; the rest is trailing or an overflow.
         room = self._limits.max_head - len(self._buffer)
         self._buffer += data[:room]
@@ -198,6 +210,52 @@ class HeadReader:
         else:
             self._head = RequestHead(first, second, third, headers)
         return self._head
+
+    def _read_whole(self, data: bytes) -> RequestHead | ResponseHead | None:
+        """Reads a head that ``data`` holds whole and that breaks no rule, in one pass.
+
+        Returns None for anything else (an unfinished head, any broken rule or
+        limit): the line-by-line path then reads ``data`` as usual and raises
+        its exact error. So this is only a shortcut to the same result, checked
+        with whole-head operations (one ``find``, ``translate``, ``split``)
+        instead of one round of them per line.
+        """
+        limits = self._limits
+        end = data.find(b"\r\n\r\n", 0, limits.max_head)
+        if end < 0:
+            return None
+        raw = data[:end]
+        crlfs = raw.count(b"\r\n")
+        # Left after deleting the allowed bytes: the CRLFs that end the lines
+        # and nothing else (no bare CR or LF, no control or non-ASCII byte).
+        if crlfs > limits.max_headers or raw.translate(None, _VCHAR_SP_HTAB) != b"\r\n" * crlfs:
+            return None
+        lines = raw.decode("ascii").split("\r\n")
+        if max(map(len, lines)) > limits.max_line:
+            return None
+        start = lines[0]
+        if not self._response and "\t" in start:
+            return None
+        headers = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            # A token name also rules out an empty name, an obs-fold and
+            # whitespace before the colon.
+            if not colon or not name or name.strip(_TCHAR):
+                return None
+            headers.append((name, value.strip(_OWS)))
+        try:
+            first, second, third = self._split_start_line(start)
+        except HttpError:
+            return None
+        head: RequestHead | ResponseHead
+        if self._response:
+            head = ResponseHead(first, int(second), third, tuple(headers))
+        else:
+            head = RequestHead(first, second, third, tuple(headers))
+        self._trailing = data[end + 4 :]
+        self._head = head
+        return head
 
     def _scan(self) -> int | None:
         """Processes every complete line; returns the end of the head, if seen."""
@@ -242,7 +300,10 @@ class HeadReader:
         what = "status line" if self._response else "request line"
         # The reason phrase may hold HTAB; any stray HTAB elsewhere fails the checks below.
         self._check_bytes(line, _VCHAR_SP_HTAB if self._response else _VCHAR_SP, what)
-        text = line.decode("ascii")
+        return self._split_start_line(line.decode("ascii"))
+
+    def _split_start_line(self, text: str) -> tuple[str, str, str]:
+        """Splits a start line whose bytes are allowed ones; raises what is wrong with it."""
         if self._response:
             version, _, rest = text.partition(" ")
             code, _, reason = rest.partition(" ")
@@ -333,6 +394,30 @@ def get_header(headers: Headers, name: str) -> list[str]:
     """
     wanted = name.lower()
     return [value for key, value in headers if key.lower() == wanted]
+
+
+def header_index(headers: Headers) -> HeaderIndex:
+    """Indexes headers by lower-cased name in one pass, for many lookups.
+
+    ``header_index(headers).get(name.lower(), [])`` equals
+    ``get_header(headers, name)``; a handshake looks up a dozen names, and
+    one pass beats a dozen scans.
+
+    Args:
+        headers: the header fields to index.
+
+    Returns:
+        A new dict: lower-cased name to the list of its values, in order.
+    """
+    index: HeaderIndex = {}
+    for name, value in headers:
+        key = name.lower()
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    return index
 
 
 def split_comma_list(value: str) -> list[str]:

@@ -9,6 +9,7 @@ ends the connection with a :class:`~wskit.core.events.Terminated` event whose
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from wskit.errors import InvalidRequest, InvalidState, UsageError
@@ -18,26 +19,36 @@ from .connection import Connection, _header_pairs
 from .deflate import DeflateParams, server_accept_offer
 from .events import Request
 from .handshake import UpgradeRequest, accept_token, check_upgrade_request
-from .http import HeadReader, HttpError, RequestHead, get_header, render_response
+from .http import HeaderIndex, HeadReader, HttpError, RequestHead, header_index, render_response
 from .state import State
 
 __all__ = ["ServerConnection"]
 
 
-def _is_plain_http(head: RequestHead) -> bool:
+def _is_plain_http(head: RequestHead, index: HeaderIndex) -> bool:
     """A request that does not ask for a WebSocket and carries no body."""
     upgrades = [
-        token.strip().lower()
-        for value in get_header(head.headers, "Upgrade")
-        for token in value.split(",")
+        token.strip().lower() for value in index.get("upgrade", ()) for token in value.split(",")
     ]
-    has_body = any(
-        value.strip() not in ("", "0") for value in get_header(head.headers, "Content-Length")
-    ) or bool(get_header(head.headers, "Transfer-Encoding"))
+    has_body = any(value.strip() not in ("", "0") for value in index.get("content-length", ())) or (
+        "transfer-encoding" in index
+    )
     return "websocket" not in upgrades and not has_body and head.version == "HTTP/1.1"
 
 
 _DEFLATE = "permessage-deflate"
+# Browsers send the same few offers over and over, and the answer depends only
+# on the offer and the options, both immutable: each pair is worked out once.
+# The cache is small and bounded, so varied offers cost no more than before.
+_accept_offer = functools.lru_cache(maxsize=64)(server_accept_offer)
+# The 101 as render_response() renders it, up to the accept token: only the
+# token and any further headers differ from one connection to the next.
+_SWITCHING = (
+    "HTTP/1.1 101 Switching Protocols\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: "
+)
 
 
 class ServerConnection(Connection):
@@ -79,14 +90,15 @@ class ServerConnection(Connection):
             if head is None:
                 return
             assert isinstance(head, RequestHead)
-            if self._http_requests and _is_plain_http(head):
+            index = header_index(head.headers)
+            if self._http_requests and _is_plain_http(head, index):
                 self._plain = True
                 self._request = Request(
                     head.target, head.headers, method=head.method, upgrade=False
                 )
                 self._events.append(self._request)
                 return
-            upgrade = check_upgrade_request(head)
+            upgrade = check_upgrade_request(head, index)
         except HttpError as exc:
             self._refuse(exc.status, exc.message, exc.headers)
             return
@@ -141,16 +153,19 @@ class ServerConnection(Connection):
                 f"subprotocol {subprotocol!r} was not offered by the client "
                 f"(offered: {', '.join(upgrade.subprotocols) or 'none'})"
             )
-        headers = [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_token(upgrade.key)),
-        ]
+        headers: list[tuple[str, str]] = []
         if subprotocol is not None:
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
         deflate = self._negotiate_deflate(upgrade, headers)
         headers.extend(_header_pairs(extra_headers))
-        self._write(render_response(101, tuple(headers)))
+        # Every name is a token and every value visible ASCII (the subprotocol
+        # was offered as a token, _header_pairs checked the rest): the checks
+        # of render_response() could not fail, so the 101 is filled in directly.
+        lines = [_SWITCHING, accept_token(upgrade.key)]
+        for name, value in headers:
+            lines += ("\r\n", name, ": ", value)
+        lines.append("\r\n\r\n")
+        self._write("".join(lines).encode("ascii"))
         self.subprotocol = subprotocol
         early = bytes(self._early)
         self._early.clear()
@@ -165,7 +180,7 @@ class ServerConnection(Connection):
         for offer in upgrade.extensions:
             if offer.partition(";")[0].strip() != _DEFLATE:
                 continue
-            agreed = server_accept_offer(offer, options)
+            agreed = _accept_offer(offer, options)
             if agreed is not None:
                 params, answer = agreed
                 headers.append(
