@@ -51,6 +51,7 @@ from ._timers import Timers
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream
 from .backends.transport import TransportInfo
+from .backends.wake import receive_waker
 from .core import (
     ClientConnection,
     Connection,
@@ -147,6 +148,7 @@ class WebSocket:
         "_timers",
         "_transport",
         "_wake_writer",
+        "_waker",
         "_write_limit",
         "_writer_started",
         "_writing",
@@ -210,8 +212,10 @@ class WebSocket:
         # after every read.
         self._timers: Timers | None = None
         self._timer_deadline = math.inf
-        # The reader's scope, cancelled when the connection ends while the
-        # reader waits for bytes (a timeout, a failed write): it then closes.
+        # When the connection ends while the reader waits for bytes (a
+        # timeout, a failed write), the reader is woken to close: by the
+        # stream's own wake-up where it has one, else by cancelling its scope.
+        self._waker = receive_waker(stream)
         self._read_scope: anyio.CancelScope | None = None
         self._receiving = False
         self._eof = False  # the transport's read side ended
@@ -388,8 +392,8 @@ class WebSocket:
             self._end = event
             self._terminated.set()
             if self._receiving:  # stop waiting for bytes: the reader closes
-                if self._direct is not None:
-                    self._direct.wake_receiver()
+                if self._waker is not None:
+                    self._waker()
                 elif self._read_scope is not None:
                     self._read_scope.cancel()
             if self._timer_deadline != math.inf and self._timers is not None:
@@ -414,47 +418,53 @@ class WebSocket:
 
     async def _read(self) -> None:
         """Receive and dispatch until the core terminates."""
+        if self._waker is not None:
+            await self._read_loop()
+            return
         with anyio.CancelScope() as scope:
             self._read_scope = scope
-            # Frames that came with the handshake are already in the core.
-            await self._dispatch([*self._early_events, *self._conn.events()])
-            self._early_events = []
-            terminated = self._terminated
-            # On the lean stream, bytes that arrive while the reader waits are
-            # parsed and delivered in the transport's callback (_consume): a
-            # message wakes only the task that receives it.
-            direct = self._direct
-            consume = self._consume
-            while not terminated.is_set():
-                self._receiving = True
-                try:
-                    if direct is not None:
-                        data = await direct.receive_or_consume(READ_SIZE, consume)
-                    else:
-                        data = await self._stream.receive(READ_SIZE)
-                except TRANSPORT_ENDED:
-                    self._eof = True
-                    self._conn.receive_eof()
-                    self._after_core_call()
-                    return
-                finally:
-                    self._receiving = False
-                if self._handoff:
-                    events, self._handoff = self._handoff, []
-                    await self._dispatch(events)
-                if not data:
-                    if not self._handoff_data:
-                        continue  # woken by the end
-                    data, self._handoff_data = self._handoff_data, b""
-                if self._slice and len(data) > self._slice:
-                    for start in range(0, len(data), self._slice):
-                        piece = data[start : start + self._slice]
-                        self._conn.receive_data(piece, now=anyio.current_time())
-                        await self._dispatch(self._conn.events())
-                else:
-                    self._conn.receive_data(data, now=anyio.current_time())
-                    await self._dispatch(self._conn.events())
+            await self._read_loop()
         self._read_scope = None
+
+    async def _read_loop(self) -> None:
+        # Frames that came with the handshake are already in the core.
+        await self._dispatch([*self._early_events, *self._conn.events()])
+        self._early_events = []
+        terminated = self._terminated
+        # On the lean stream, bytes that arrive while the reader waits are
+        # parsed and delivered in the transport's callback (_consume): a
+        # message wakes only the task that receives it.
+        direct = self._direct
+        consume = self._consume
+        while not terminated.is_set():
+            self._receiving = True
+            try:
+                if direct is not None:
+                    data = await direct.receive_or_consume(READ_SIZE, consume)
+                else:
+                    data = await self._stream.receive(READ_SIZE)
+            except TRANSPORT_ENDED:
+                self._eof = True
+                self._conn.receive_eof()
+                self._after_core_call()
+                return
+            finally:
+                self._receiving = False
+            if self._handoff:
+                events, self._handoff = self._handoff, []
+                await self._dispatch(events)
+            if not data:
+                if not self._handoff_data:
+                    continue  # woken by the end
+                data, self._handoff_data = self._handoff_data, b""
+            if self._slice and len(data) > self._slice:
+                for start in range(0, len(data), self._slice):
+                    piece = data[start : start + self._slice]
+                    self._conn.receive_data(piece, now=anyio.current_time())
+                    await self._dispatch(self._conn.events())
+            else:
+                self._conn.receive_data(data, now=anyio.current_time())
+                await self._dispatch(self._conn.events())
 
     def _consume(self, data: bytes) -> None:
         """Parse bytes in the lean stream's callback while the reader waits; deliver what can be.
