@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.pairs import Pair
-from wskit.core import Config
+from wskit.core import Config, Message
 
 LARGE = 256 * 1024
 SIZES = [0, 5, 125, 126, 4095, 4096, 65536, LARGE - 1, LARGE, LARGE + 9]
@@ -86,3 +86,16 @@ def test_buffers_join_to_the_bytes_of_data_to_send(sizes: list[int], pings: list
     for index, buffer in enumerate(buffers):
         if isinstance(buffer, memoryview):
             assert len(buffers[index - 1]) > LEAD  # the header and the payload's lead
+
+
+@given(sizes=st.lists(st.sampled_from(SIZES), min_size=1, max_size=4))
+def test_a_client_buffers_carry_its_masked_messages_to_the_server(sizes: list[int]) -> None:
+    pair = Pair.open(Config(compression=None))
+    payloads = [bytes([index % 256]) * size for index, size in enumerate(sizes)]
+    for payload in payloads:
+        pair.client.send_bytes(payload)
+    # Fed to the server one buffer at a time, as a writer writes them.
+    for buffer in pair.client.buffers_to_send():
+        pair.server.receive_data(bytes(buffer))
+    received = [event.data for event in pair.server.events() if isinstance(event, Message)]
+    assert received == payloads
