@@ -33,7 +33,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-__all__ = ["READ_BUFFER", "LeanStream", "lean_stream"]
+__all__ = ["MERGE_UP_TO", "READ_BUFFER", "LeanStream", "lean_stream", "take_chunk"]
 
 _S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
@@ -50,12 +50,39 @@ _TRANSPORT_METHODS = (
     "write_eof",
 )
 
+MERGE_UP_TO = 65536
+"""Buffered segments are joined into one chunk for ``receive()`` up to this size, not beyond."""
+
 READ_BUFFER = 262144
 """Bytes the protocol buffers, beyond which it pauses reading (the peer meets TCP backpressure).
 
 One read of asyncio's transport (256 KiB) does not pause it: pausing and resuming cost a
 system call each, and the reader takes the whole buffer at its next ``receive()``.
 """
+
+
+def take_chunk(buffer: deque[bytes], max_bytes: int) -> bytes:
+    """Take the next chunk for ``receive()`` from the segments read so far (at least one).
+
+    Several small segments leave as one chunk (one call into the core),
+    joined once, up to :data:`MERGE_UP_TO` bytes. Larger ones leave as they
+    came: copying them would cost more than the call it saves. Nothing
+    leaves beyond ``max_bytes``; the rest of a segment stays first in line.
+    """
+    chunk = buffer.popleft()
+    limit = min(max_bytes, MERGE_UP_TO)
+    if buffer and len(chunk) + len(buffer[0]) <= limit:
+        pieces = [chunk]
+        size = len(chunk)
+        while buffer and size + len(buffer[0]) <= limit:
+            piece = buffer.popleft()
+            pieces.append(piece)
+            size += len(piece)
+        chunk = b"".join(pieces)
+    if len(chunk) > max_bytes:
+        buffer.appendleft(chunk[max_bytes:])
+        chunk = chunk[:max_bytes]
+    return chunk
 
 
 @final
@@ -221,22 +248,17 @@ class LeanStream(anyio.abc.SocketStream):
                 if protocol.exception is not None:
                     raise anyio.BrokenResourceError from protocol.exception
                 raise anyio.EndOfStream
-        buffer = protocol.buffer
-        chunk = buffer.popleft()
-        # Several small segments leave as one chunk: one call into the core.
-        while buffer and len(chunk) + len(buffer[0]) <= max_bytes:
-            chunk += buffer.popleft()
-        if len(chunk) > max_bytes:
-            buffer.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
+        chunk = take_chunk(protocol.buffer, max_bytes)
         protocol.buffered -= len(chunk)
         if protocol.paused_reading and protocol.buffered <= READ_BUFFER:
             protocol.paused_reading = False
             protocol.transport.resume_reading()
         return chunk
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: bytes | memoryview) -> None:
         """Hand ``item`` to the transport whole; wait while the kernel has not taken it.
+
+        ``item`` may be any buffer (a ``memoryview`` of a large payload, say).
 
         Raises:
             BrokenResourceError: the connection failed or ended.
@@ -314,8 +336,8 @@ class LeanStream(anyio.abc.SocketStream):
         """Run ``callback`` on the event loop after the current step of the current task."""
         self._loop.call_soon(callback)
 
-    def write_now(self, item: bytes) -> None:
-        """Hand ``item`` to the transport at once, whole, without waiting.
+    def write_now(self, item: bytes | memoryview) -> None:
+        """Hand ``item`` (any buffer) to the transport at once, whole, without waiting.
 
         Only after :meth:`can_write_now` said yes. What the kernel does not
         take stays in the transport's buffer, and :meth:`can_write_now`
