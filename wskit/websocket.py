@@ -41,10 +41,11 @@ import contextlib
 import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from typing import Any, final
+from typing import Any, cast, final
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from ._signal import Flag, Signal
 from ._timers import Timers
@@ -142,6 +143,7 @@ class WebSocket:
         "_skip_rest",
         "_slice",
         "_stream",
+        "_take_output",
         "_tasks",
         "_terminated",
         "_timer_deadline",
@@ -205,6 +207,11 @@ class WebSocket:
         # send() and the reader write themselves while the writer is idle:
         # no task switch per message. Elsewhere (Trio, TLS) the writer does.
         self._direct = stream if isinstance(stream, LeanStream) else None
+        # Streams known to take any buffer get a large payload as a view of
+        # it behind its header's first bytes (no copy, no tiny segment);
+        # others (a stream given to connect() or Server.handle()) get bytes.
+        takes_views = isinstance(stream, LeanStream | anyio.abc.SocketStream | TLSStream)
+        self._take_output = conn.buffers_to_send if takes_views else conn.chunks_to_send
         self._writing = False  # the writer is between taking data and handing it over
         self._flush_scheduled = False
         # The deadline scheduled with the timer service (inf: none); a new
@@ -585,7 +592,7 @@ class WebSocket:
         if direct is None or self._writing or not direct.can_write_now():
             self._kick_writer()
             return
-        for data in self._conn.chunks_to_send():
+        for data in self._take_output():
             direct.write_now(data)
         if self._terminated.is_set():
             self._kick_writer()  # it reports the close frame flushed
@@ -651,12 +658,12 @@ class WebSocket:
         """Write what the core holds; False if the transport failed (the end is reported)."""
         # Everything pending leaves together: small frames joined into one
         # write, large payloads as writes of their own (not copied).
-        while buffers := self._conn.chunks_to_send():
+        while buffers := self._take_output():
             self._inflight = sum(map(len, buffers))
             self._writing = True
             try:
                 for data in buffers:
-                    await self._stream.send(data)
+                    await self._stream.send(cast(bytes, data))  # or a view, see _take_output
                     self._inflight -= len(data)
             except TRANSPORT_ERRORS:
                 self._inflight = 0
@@ -742,7 +749,7 @@ class WebSocket:
         if direct is None or self._writer_started or not direct.can_write_now():
             return False
         # After the end no writer starts (_kick_writer): this task finishes the job.
-        for data in self._conn.chunks_to_send():
+        for data in self._take_output():
             direct.write_now(data)
         if direct.draining():
             return False  # the closer waits for it below, within close_timeout
@@ -925,6 +932,14 @@ class WebSocket:
             # what it leaves in the transport is at most one such batch.
             self._flush_soon()
             return
+        if direct is not None and not self._writing and direct.can_write_now():
+            # A message larger than write_limit with nothing else waiting to
+            # leave: written now, whole (as websockets does), rather than
+            # through the writer with a wait for its own write. The transport
+            # keeps what the kernel does not take, and the next send() waits
+            # for it to leave: still at most one such message beyond the limit.
+            self._flush()
+            return
         self._kick_writer()
         while self._buffered() > self._write_limit:
             if self._terminated.is_set():
@@ -932,6 +947,10 @@ class WebSocket:
             if self._drained is None:
                 self._drained = anyio.Event()
             await self._drained.wait()
+            if self._terminated.is_set():
+                # Ended while we waited: what we queued may not have left (a
+                # failed write resets what counts as in flight before we wake).
+                raise self._closed_error()
 
     async def ping(self, payload: bytes | None = None) -> float:
         """Send a ping and wait for its pong; return the round-trip time in seconds.

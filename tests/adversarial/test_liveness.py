@@ -93,7 +93,10 @@ async def test_a_peer_that_never_answers_our_close_is_cut_at_close_timeout():
                 elapsed = anyio.current_time() - start
     assert closed
     assert close_frame(data) == (1000, "")
-    assert CLOSE_TIMEOUT <= elapsed < CLOSE_TIMEOUT + 0.3
+    # The server's clock starts at its close(), which may come before the
+    # client has finished reading the 101 and started its own: the client
+    # may see the cut a little early. The server's own measure is exact.
+    assert CLOSE_TIMEOUT - 0.05 <= elapsed < CLOSE_TIMEOUT + 0.3
     assert CLOSE_TIMEOUT <= returned[0] < CLOSE_TIMEOUT + 0.3
     assert ends.codes == [1006]  # no closing handshake took place
 
