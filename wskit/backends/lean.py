@@ -107,7 +107,9 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self.buffer: deque[bytes] = deque()
+        # Made on first use (~600 bytes): a connection whose bytes all go to
+        # the consumer never needs one.
+        self.buffer: deque[bytes] | None = None
         self.buffered = 0
         self.eof = False
         self.lost = False
@@ -127,7 +129,10 @@ class _Protocol(asyncio.Protocol):
         if consumer is not None:
             consumer(data)
             return
-        self.buffer.append(data)
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = deque()
+        buffer.append(data)
         self.buffered += len(data)
         if self.buffered > READ_BUFFER and not self.paused_reading:
             self.paused_reading = True
@@ -248,7 +253,11 @@ class LeanStream(anyio.abc.SocketStream):
                 if protocol.exception is not None:
                     raise anyio.BrokenResourceError from protocol.exception
                 raise anyio.EndOfStream
-        chunk = take_chunk(protocol.buffer, max_bytes)
+        buffer = protocol.buffer
+        assert buffer is not None  # not empty, then
+        chunk = take_chunk(buffer, max_bytes)
+        if not buffer:
+            protocol.buffer = None  # most connections never buffer again
         protocol.buffered -= len(chunk)
         if protocol.paused_reading and protocol.buffered <= READ_BUFFER:
             protocol.paused_reading = False
@@ -406,8 +415,9 @@ def lean_stream(stream: _S) -> _S | LeanStream:
     if transport.is_closing():
         return stream
     protocol = _Protocol(transport)
-    protocol.buffer.extend(queue)
-    protocol.buffered = sum(map(len, queue))
+    if queue:
+        protocol.buffer = deque(queue)
+        protocol.buffered = sum(map(len, queue))
     protocol.eof = bool(getattr(old, "is_at_eof", False))
     protocol.exception = getattr(old, "exception", None)
     write_event = getattr(old, "write_event", None)
