@@ -17,6 +17,7 @@ import pytest
 import wskit
 from tests.frames import BINARY, CLOSE, TEXT, close_payload, deflate, frame, upgrade_request
 from tests.io.raw import RawClient, parse_frames
+from wskit.plugins import PASS, Plugin, Verdict
 
 pytestmark = pytest.mark.anyio
 
@@ -155,3 +156,83 @@ async def test_messages_before_the_peers_close_frame_reach_a_slow_reader() -> No
                     await anyio.sleep(0.01)
     assert isinstance(ended[0], wskit.ConnectionClosedOK)
     assert got == ["0", "1", "2", "3", "4"]
+
+
+LEAN_DOUBLE_CHECK = pytest.mark.xfail(
+    strict=True,
+    reason="lean stream: _consume_piece() judges a message, finds the queue full and hands "
+    "it to the reader unjudged, so _dispatch() calls on_message again",
+)
+
+
+class _Recorder(Plugin):
+    """Records every message on_message sees, and passes it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | bytes] = []
+
+    def on_message(self, ws: wskit.WebSocket, message: str | bytes) -> Verdict:
+        self.seen.append(message)
+        return PASS
+
+
+async def _answer_close(client: RawClient) -> None:
+    """Read up to the server's close frame, answer it, and read to EOF."""
+    data = client.leftover
+    with anyio.fail_after(5):
+        while not any(opcode == CLOSE for opcode, _ in parse_frames(data)):
+            data += await client.stream.receive()
+        client.leftover = b""
+        await client.send(frame(CLOSE, close_payload(1000)))
+        _, closed = await client.read_until_closed(5)
+    assert closed
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param("asyncio", marks=LEAN_DOUBLE_CHECK),
+        "trio",
+        pytest.param(
+            ("asyncio", {"use_uvloop": True}),
+            id="uvloop",
+            marks=[
+                pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
+                LEAN_DOUBLE_CHECK,
+            ],
+        ),
+    ],
+)
+async def test_on_message_judges_each_message_once_when_the_queue_is_full() -> None:
+    # Bug: on the lean stream, _consume_piece() calls the plugins' check on a
+    # whole message, gets PASS, then fails to queue it (max_queue reached) and
+    # hands events[index:] to the reader -- the judged message included, as
+    # a plain Fragment. The reader's _dispatch() judges it again: every
+    # on_message runs twice for it (a rate limit counts it twice and may
+    # close a client that kept within its limit; a second verdict may differ).
+    recorder = _Recorder()
+    got: list[str | bytes] = []
+
+    async def handler(ws: wskit.WebSocket) -> None:
+        await anyio.sleep(0.2)  # the queue is full when the burst is parsed
+        with anyio.fail_after(5):
+            for _ in range(5):
+                got.append(await ws.recv())
+
+    with anyio.fail_after(15):
+        async with wskit.serve(
+            handler,
+            "127.0.0.1",
+            0,
+            plugins=[recorder],
+            ping_interval=None,
+            max_queue=1,
+            compression=None,
+            close_timeout=2,
+        ) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                await client.send(b"".join(frame(TEXT, str(n).encode()) for n in range(5)))
+                await _answer_close(client)  # the handler's 1000
+    assert got == ["0", "1", "2", "3", "4"]
+    assert recorder.seen == ["0", "1", "2", "3", "4"]  # each judged once
