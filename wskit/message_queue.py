@@ -81,6 +81,15 @@ class MessageQueue:
         self._notify()
         return True
 
+    def push(self, item: Piece) -> None:
+        """Queue ``item`` even past capacity: for a reader that will read no more."""
+        if self._closed:
+            return
+        if self._items is _NO_ITEMS:
+            self._items = deque()
+        self._items.append(item)
+        self._notify()
+
     def get_nowait(self) -> Piece | None:
         """Take the oldest piece if there is one, else None."""
         if not self._items:

@@ -190,7 +190,18 @@ class Server:
                     connections.start_soon(self._accept_all)
                     task_status.started()
         finally:
+            self._abort_connections()  # those served from callbacks have no task to cancel
             self._stopped.set()
+
+    def _abort_connections(self) -> None:
+        """Close every connection's transport now, reporting 1006 (shutdown's deadline passed).
+
+        A connection served from the lean stream's callbacks has no task that
+        cancelling the connections' scope would end, and its handler may be
+        waiting for it to close (shielded, even).
+        """
+        for ws in list(self._connections):
+            ws._abort()
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED
@@ -240,6 +251,7 @@ class Server:
         with anyio.CancelScope(deadline=deadline):
             while self._active:
                 await self._handlers_done.wait()
+        self._abort_connections()
         for shield in self._shields:
             shield.cancel()
         self._connection_scope.cancel()
@@ -433,9 +445,10 @@ class Server:
         assert self._tasks is not None
         self._connections.add(ws)
         # The connection's I/O runs beside this task in the server's group (no
-        # task group per connection): it ends by itself once the connection
-        # is closed, and with the group's scope at shutdown.
-        self._tasks.start_soon(ws.run, self._tasks, self._timers)
+        # task group per connection), or from the lean stream's callbacks
+        # with no task at all: it ends by itself once the connection is
+        # closed, and with the group's scope at shutdown.
+        ws.start(self._tasks, self._timers)
         try:
             if self._closing.is_set():
                 ws._start_closing(1001, "server shutting down")
@@ -462,6 +475,7 @@ class Server:
             # connection's task runs apart from this one: never leave it open.
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 ws._start_closing(1001, "going away")
+                ws._abort()  # no task of its own to cancel: close its transport now
             else:
                 ws._start_closing(1011, "internal error")
             raise

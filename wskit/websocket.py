@@ -111,6 +111,7 @@ class WebSocket:
     __slots__ = (
         "__weakref__",  # the timer service holds connections weakly
         "_assembling",
+        "_callbacks",
         "_check",
         "_close_plans",
         "_close_sent",
@@ -230,6 +231,8 @@ class WebSocket:
         # without waiting (a full queue, a plugin's reply): the reader's.
         self._handoff: list[Event | _Verdict] = []
         self._handoff_data = b""  # and the bytes it had not fed to the core yet
+        # Served from the lean stream's callbacks, with no reader task (see start()).
+        self._callbacks = False
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
@@ -309,10 +312,90 @@ class WebSocket:
         """
         self._tasks = tasks
         self._timers = timers
+        if self._wake_writer.is_set():  # woken before run() started
+            self._kick_writer()
+        self._poke_timer()
+        await self._drive()
+
+    def start(self, tasks: anyio.abc.TaskGroup, timers: Timers) -> None:
+        """Start serving the connection, in ``tasks`` or with no task of its own.
+
+        The server calls this. On the lean asyncio stream, a server
+        connection needs no reader task: the stream's callbacks feed the
+        core and deliver messages (:meth:`_consume`), and the end of the
+        connection closes the transport from a callback when nothing waits
+        to leave. A task starts only for what needs a wait: a full queue,
+        a plugin's reply, a close frame that has to drain. Elsewhere this
+        starts :meth:`run` in ``tasks``.
+        """
+        direct = self._direct
+        if (
+            direct is None
+            or isinstance(self._conn, ClientConnection)  # it waits for the server's EOF
+            or self._early_events
+            or not direct.consume(self._consume, self._transport_ended)
+        ):
+            tasks.start_soon(self.run, tasks, timers)
+            return
+        self._tasks = tasks
+        self._timers = timers
+        self._callbacks = True
+        if self._wake_writer.is_set():  # woken before start()
+            self._kick_writer()
+        self._poke_timer()
+
+    def _transport_ended(self) -> None:
+        """The lean stream's read side ended (callback mode): the connection ends."""
+        self._eof = True
+        self._conn.receive_eof()
+        self._after_core_call()
+
+    def _leave_callbacks(self) -> LeanStream:
+        """Stop serving from callbacks: from now on a task reads, or nobody does."""
+        direct = self._direct
+        assert direct is not None
+        self._callbacks = False
+        direct.stop_consuming()
+        return direct
+
+    def _finish_in_callback(self) -> None:
+        """Close after the end, in callback mode: at once if nothing waits to leave."""
+        if not self._callbacks:
+            return  # a reader task took over meanwhile, and closes
+        tasks = self._tasks
+        if tasks is not None and not self._flush_at_once():
+            self._leave_callbacks()
+            tasks.start_soon(self._drive)  # the closer waits for the rest to leave
+            return
+        self._close_now()
+
+    def _abort(self) -> None:
+        """End the connection now, closing its transport (a server's shutdown deadline passed).
+
+        Only needed in callback mode: a connection with a task of its own
+        ends when that task is cancelled.
+        """
+        if not self._callbacks:
+            return
+        if self._end is None:
+            self._conn.receive_eof()  # reported as 1006
+            self._after_core_call()
+        self._close_now()
+
+    def _close_now(self) -> None:
+        """Close the transport from callback mode, and mark the connection closed."""
+        if not self._callbacks:
+            return
+        direct = self._leave_callbacks()
+        self._tasks = None
+        direct.close_now()
+        self._closed.set()
+        self._finished = True
+        self._wake_writer.set()  # a writer waiting for work returns
+
+    async def _drive(self) -> None:
+        """Read until the core terminates, then close: the connection's task."""
         try:
-            if self._wake_writer.is_set():  # woken before run() started
-                self._kick_writer()
-            self._poke_timer()
             await self._read()
             await self._closer()
         finally:
@@ -375,8 +458,9 @@ class WebSocket:
             else:
                 self.on_timer(now)
                 return
-        timers.schedule(deadline, self, replacing=self._timer_deadline != math.inf)
-        self._timer_deadline = deadline
+        replacing = self._timer_deadline != math.inf
+        self._timer_deadline = deadline  # before schedule(): a rebuild keeps only this one
+        timers.schedule(deadline, self, replacing=replacing)
 
     def timer_deadline(self) -> float:
         """The deadline scheduled with the timer service (``inf``: none); for :class:`Timers`."""
@@ -403,6 +487,10 @@ class WebSocket:
                     self._waker()
                 elif self._read_scope is not None:
                     self._read_scope.cancel()
+            elif self._callbacks and self._direct is not None:
+                # No reader task: close from a callback, after the ones
+                # already scheduled (the flush of the close frame).
+                self._direct.soon(self._finish_in_callback)
             if self._timer_deadline != math.inf and self._timers is not None:
                 self._timer_deadline = math.inf
                 self._timers.forget()
@@ -443,27 +531,38 @@ class WebSocket:
         # message wakes only the task that receives it.
         direct = self._direct
         consume = self._consume
-        while not terminated.is_set():
-            self._receiving = True
-            try:
-                if direct is not None:
-                    data = await direct.receive_or_consume(READ_SIZE, consume)
-                else:
-                    data = await self._stream.receive(READ_SIZE)
-            except TRANSPORT_ENDED:
-                self._eof = True
-                self._conn.receive_eof()
-                self._after_core_call()
-                return
-            finally:
-                self._receiving = False
-            if self._handoff:
+        while True:
+            if self._handoff:  # what the callbacks left (see _consume)
                 events, self._handoff = self._handoff, []
                 await self._dispatch(events)
-            if not data:
-                if not self._handoff_data:
+            data = self._handoff_data
+            if data:
+                self._handoff_data = b""
+            else:
+                if terminated.is_set():
+                    return
+                self._receiving = True
+                try:
+                    if direct is not None:
+                        data = await direct.receive_or_consume(READ_SIZE, consume)
+                    else:
+                        data = await self._stream.receive(READ_SIZE)
+                except TRANSPORT_ENDED:
+                    self._eof = True
+                    self._conn.receive_eof()
+                    self._after_core_call()
+                    return
+                finally:
+                    self._receiving = False
+                if self._handoff or self._handoff_data:
+                    # _consume() left these while we waited, and bytes came
+                    # after them: they go first.
+                    if self._handoff:
+                        events, self._handoff = self._handoff, []
+                        await self._dispatch(events)
+                    data, self._handoff_data = self._handoff_data + data, b""
+                if not data:
                     continue  # woken by the end
-                data, self._handoff_data = self._handoff_data, b""
             if self._slice and len(data) > self._slice:
                 for start in range(0, len(data), self._slice):
                     piece = data[start : start + self._slice]
@@ -519,6 +618,10 @@ class WebSocket:
                     if verdict is not PASS:  # a reply waits for room to write
                         return self._hand_over(events, index + 1, verdict)
                 if not queue.offer((event.data, event.fin)):
+                    if check is not None:
+                        # Judged already (a whole message): as a Message, the
+                        # reader queues it without judging it again.
+                        events[index] = Message(event.data)
                     return self._hand_over(events, index)
             elif isinstance(event, Message):  # a core configured without fragments
                 if not queue.offer((event.data, True)):
@@ -533,7 +636,13 @@ class WebSocket:
         rest: list[Event | _Verdict] = [] if reply is None else [_Verdict(reply)]
         rest.extend(events[start:])
         self._handoff = rest
-        self._direct.wake_receiver()
+        if self._callbacks:  # no reader task yet: one starts for this
+            self._leave_callbacks()
+            tasks = self._tasks
+            assert tasks is not None
+            tasks.start_soon(self._drive)
+        else:
+            self._direct.wake_receiver()
         return False
 
     async def _dispatch(self, events: Sequence[Event | _Verdict]) -> None:
@@ -610,8 +719,11 @@ class WebSocket:
                     return
                 finally:
                     self._pause = None
-        elif self._queue.has_room():
-            await self._queue.put(piece)  # returns at once
+        elif self._queue.has_room() or self._conn.state is State.CLOSED:
+            # Room, or the peer's close frame came in this read: nothing
+            # follows it, so going past max_queue holds at most one read,
+            # and every message sent before the close is delivered.
+            self._queue.push(piece)
             return
         # We are closing and the queue is full. Pausing now would keep us from
         # reading the peer's close frame (a handler that returned with a full
@@ -834,14 +946,7 @@ class WebSocket:
         return stream
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosedOK:
-                return
+        return _Messages(self)
 
     async def send(
         self, message: str | bytes | bytearray | memoryview, *, compress: bool | None = None
@@ -1072,3 +1177,26 @@ class _Verdict:
 
     def __init__(self, verdict: Verdict) -> None:
         self.verdict = verdict
+
+
+@final
+class _Messages:
+    """``async for message in ws``: messages until a normal close.
+
+    A class rather than an async generator: a loop left by an exception
+    (a send() that failed in its body, say) leaves nothing to finalize.
+    """
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self._ws.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None

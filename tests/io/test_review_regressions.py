@@ -1,7 +1,6 @@
 """Bugs found reviewing the per-connection task structure (issue 6): each test names its bug.
 
-Marked ``xfail(strict=True)`` while the bug stands, so the suite stays green
-and a fix shows up as an unexpected pass. Every test is bounded in time.
+Each was written failing, then fixed; every test is bounded in time.
 """
 
 from __future__ import annotations
@@ -60,12 +59,6 @@ def _flood_then_close(port: int, burst: bytes, timeout: float) -> None:
             id="uvloop",
             marks=[
                 pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="lean stream: compressed bytes handed to the reader (_handoff_data) "
-                    "are fed after bytes buffered since, so the core parses a frame's middle "
-                    "as a header (1002/1007) and messages are lost",
-                ),
             ],
         ),
     ],
@@ -120,12 +113,6 @@ async def test_compressed_bytes_left_to_the_reader_are_fed_before_later_bytes() 
             id="uvloop",
             marks=[
                 pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="same bug as above, with default options: the pieces of one large "
-                    "compressed message fill max_queue mid-read, and uvloop's next read "
-                    "overtakes the bytes handed to the reader (1007)",
-                ),
             ],
         ),
     ],
@@ -152,12 +139,6 @@ async def test_a_large_compressed_message_round_trips_with_default_options() -> 
                     assert await ws.recv() == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (c13c708 too): with the queue full, messages parsed in the same "
-    "read as the peer's close frame are dropped by _enqueue(), which takes 'the core is "
-    "not OPEN' for 'we are closing'",
-)
 async def test_messages_before_the_peers_close_frame_reach_a_slow_reader() -> None:
     # Bug: recv() promises that ConnectionClosedOK comes only after every
     # message that arrived before the close. With max_queue=1 and a handler
@@ -200,13 +181,6 @@ async def test_messages_before_the_peers_close_frame_reach_a_slow_reader() -> No
     assert got == ["0", "1", "2", "3", "4"]
 
 
-LEAN_DOUBLE_CHECK = pytest.mark.xfail(
-    strict=True,
-    reason="lean stream: _consume_piece() judges a message, finds the queue full and hands "
-    "it to the reader unjudged, so _dispatch() calls on_message again",
-)
-
-
 class _Recorder(Plugin):
     """Records every message on_message sees, and passes it."""
 
@@ -233,14 +207,13 @@ async def _answer_close(client: RawClient) -> None:
 @pytest.mark.parametrize(
     "anyio_backend",
     [
-        pytest.param("asyncio", marks=LEAN_DOUBLE_CHECK),
+        "asyncio",
         "trio",
         pytest.param(
             ("asyncio", {"use_uvloop": True}),
             id="uvloop",
             marks=[
                 pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-                LEAN_DOUBLE_CHECK,
             ],
         ),
     ],

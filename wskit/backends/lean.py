@@ -98,6 +98,7 @@ class _Protocol(asyncio.Protocol):
         "eof",
         "exception",
         "lost",
+        "on_end",
         "paused_reading",
         "paused_writing",
         "readable",
@@ -122,6 +123,8 @@ class _Protocol(asyncio.Protocol):
         # Set while a receive_or_consume() waits (so the buffer is empty):
         # bytes go to it at once, and the waiting task is not woken.
         self.consumer: Callable[[bytes], object] | None = None
+        # With a consumer set by consume(): told of EOF and of a lost connection.
+        self.on_end: Callable[[], object] | None = None
         self.woken = False  # wake_receiver() was called: the waiting receive returns b""
 
     def data_received(self, data: bytes) -> None:
@@ -142,6 +145,8 @@ class _Protocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
+        if self.on_end is not None:
+            self.on_end()
         return True  # keep our side open: the WebSocket decides when to close
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -150,6 +155,8 @@ class _Protocol(asyncio.Protocol):
             self.exception = exc
         self._wake_reader()
         self._wake_writer()
+        if self.on_end is not None:
+            self.on_end()
 
     def pause_writing(self) -> None:
         self.paused_writing = True
@@ -306,6 +313,38 @@ class LeanStream(anyio.abc.SocketStream):
                 await waiter
             finally:
                 protocol.drained = None
+
+    def consume(self, consumer: Callable[[bytes], object], on_end: Callable[[], object]) -> bool:
+        """Hand every byte that arrives to ``consumer``, until :meth:`stop_consuming`.
+
+        No task needs to wait in :meth:`receive`: the consumer is called
+        from the event loop's callback, and ``on_end`` when the peer shuts
+        its side down or the connection is lost (perhaps twice: both).
+
+        Returns:
+            False, and nothing is registered, when bytes are already
+            buffered, the read side has ended, or a receive is waiting:
+            then read with :meth:`receive` as usual.
+        """
+        protocol = self._protocol
+        if (
+            protocol.buffer
+            or protocol.eof
+            or protocol.lost
+            or self._closed
+            or self._receiving
+            or protocol.paused_reading
+        ):
+            return False
+        protocol.consumer = consumer
+        protocol.on_end = on_end
+        return True
+
+    def stop_consuming(self) -> None:
+        """Undo :meth:`consume`: bytes are buffered for :meth:`receive` again."""
+        protocol = self._protocol
+        protocol.consumer = None
+        protocol.on_end = None
 
     def wake_receiver(self) -> None:
         """Make a waiting :meth:`receive_or_consume` return ``b""`` (else its next call)."""
