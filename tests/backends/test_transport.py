@@ -7,9 +7,25 @@ import socket
 import struct
 
 import anyio
+import anyio.abc
 import pytest
+from anyio._core._sockets import convert_ipv6_sockaddr  # the reference for _address
+from hypothesis import given
+from hypothesis import strategies as st
 
-from wskit.backends import MptcpInfo, TransportInfo, describe, mptcp_status
+from wskit.backends import (
+    MptcpInfo,
+    TransportInfo,
+    create_tcp_listeners,
+    create_unix_listener,
+    describe,
+    mptcp_status,
+    open_tcp_stream,
+    open_unix_stream,
+)
+from wskit.backends.transport import _address
+
+from .conftest import accept_while, needs_ipv6
 
 LAYOUT = "=6B2xII3Q3BxI4QB3x3I"  # struct mptcp_info on Linux 6.18, 96 bytes
 
@@ -114,3 +130,59 @@ async def test_a_tcp_stream_is_described_as_its_typed_attributes_read():
                         assert info.peer != info.local
                         assert (info.tls, info.unix) == (False, False)
                         assert info.mptcp == mptcp_status(stream.extra(attr.raw_socket))[0]
+
+
+def _from_attributes(stream: anyio.abc.SocketStream) -> tuple[object, object]:
+    """(peer, local) as AnyIO's typed attributes give them, normalized as describe() does."""
+    return (
+        _address(stream.extra(anyio.abc.SocketAttribute.remote_address)),
+        _address(stream.extra(anyio.abc.SocketAttribute.local_address)),
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
+async def test_socket_streams_are_described_as_their_attributes_say(host: str) -> None:
+    # describe() reads the addresses from the socket itself (one extra()
+    # call, not four): the answer must be AnyIO's, on both sides.
+    with anyio.fail_after(5):
+        (listener,) = await create_tcp_listeners(host, 0)
+        async with listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            client, server = await accept_while(listener, lambda: open_tcp_stream(host, port))
+            async with client, server:
+                for stream in (client, server):
+                    info = await describe(stream)
+                    assert (info.peer, info.local) == _from_attributes(stream)
+                    assert not info.tls
+                    assert not info.unix
+                assert (await describe(client)).peer == (host, port)
+
+
+@pytest.mark.anyio
+async def test_unix_socket_streams_are_described_as_their_attributes_say(tmp_path) -> None:
+    path = str(tmp_path / "s.sock")
+    with anyio.fail_after(5):
+        listener = await create_unix_listener(path, mode=0o600)
+        async with listener:
+            client, server = await accept_while(listener, lambda: open_unix_stream(path))
+            async with client, server:
+                for stream in (client, server):
+                    info = await describe(stream)
+                    assert (info.peer, info.local) == _from_attributes(stream)
+                    assert info.unix
+                    assert not info.tls
+                assert (await describe(client)).peer == path
+
+
+@given(
+    host=st.ip_addresses(v=6).map(str),
+    port=st.integers(0, 65535),
+    flowinfo=st.integers(0, 2**20 - 1),
+    scope=st.integers(0, 2**32 - 1),
+)
+def test_ipv6_addresses_are_normalized_as_anyio_does(
+    host: str, port: int, flowinfo: int, scope: int
+) -> None:
+    sockaddr = (host, port, flowinfo, scope)
+    assert _address(sockaddr) == convert_ipv6_sockaddr(sockaddr)

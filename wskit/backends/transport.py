@@ -102,6 +102,18 @@ async def describe(stream: anyio.abc.AnyByteStream) -> TransportInfo:
     sock: socket.socket | None = attribute(anyio.abc.SocketAttribute.raw_socket)
     unix = sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
     mptcp = sock is not None and mptcp_status(sock)[0]
+    if sock is not None and isinstance(stream, anyio.abc.SocketStream):
+        # A socket stream has nothing above its socket (TLS streams are not
+        # SocketStreams): read the addresses from it, as for lean streams,
+        # rather than through the table's getters.
+        return TransportInfo(
+            peer=_address(sock.getpeername()),
+            local=_address(sock.getsockname()),
+            tls=False,
+            mptcp=mptcp,
+            unix=unix,
+            _sock=sock,
+        )
     return TransportInfo(
         peer=_address(attribute(anyio.abc.SocketAttribute.remote_address)),
         local=_address(attribute(anyio.abc.SocketAttribute.local_address)),
@@ -183,7 +195,10 @@ async def _wrap(
 
 
 def _address(value: object) -> Address:
-    """Normalize an AnyIO address attribute to :data:`Address`."""
+    """Normalize an AnyIO address attribute, or a socket's own address, to :data:`Address`."""
+    if isinstance(value, tuple) and len(value) == 4 and value[3]:
+        # An IPv6 socket address with a scope: "host%scope", as AnyIO writes it.
+        return (f"{str(value[0]).split('%')[0]}%{value[3]}", int(value[1]))
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     if isinstance(value, str | bytes):

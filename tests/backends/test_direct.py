@@ -1,0 +1,236 @@
+"""DirectSocket: nonblocking shortcuts on AnyIO's Trio socket streams (real sockets, both loops).
+
+On asyncio nothing qualifies (transports buffer), so most tests here check
+that on asyncio and exercise the socket on Trio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import ssl
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import pytest
+import trustme
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wskit.backends import create_tcp_listeners, open_tcp_stream
+from wskit.backends.direct import CHECKPOINT_EVERY, MAX_BUFFERS, DirectSocket, remainder
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]]:
+    """A connected (client, server) pair over loopback TCP, AnyIO's streams on both sides."""
+    (listener,) = await create_tcp_listeners("127.0.0.1", 0)
+    async with listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        client, _ = await open_tcp_stream("127.0.0.1", port)
+        server = await listener.accept()
+        async with client, server:
+            yield client, server
+
+
+def direct_of(stream: anyio.abc.SocketStream, backend: str) -> DirectSocket | None:
+    """The stream's DirectSocket: one on Trio, none on asyncio (its transports buffer)."""
+    direct = DirectSocket.of(stream)
+    assert (direct is not None) is (backend == "trio")
+    return direct
+
+
+async def read_exactly(stream: anyio.abc.ByteStream, size: int) -> bytes:
+    received = bytearray()
+    while len(received) < size:
+        received += await stream.receive(size - len(received))
+    return bytes(received)
+
+
+async def test_only_trio_socket_streams_qualify(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            on_trio = anyio_backend_name == "trio"
+            for stream in (client, server):
+                direct = DirectSocket.of(stream)
+                assert (direct is not None) is on_trio
+                if direct is not None:
+                    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                    assert direct.raw_socket is raw
+
+
+async def test_tls_streams_do_not_qualify() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            async with anyio.create_task_group() as tg:
+                wrapped: list[anyio.abc.ByteStream] = []
+
+                async def wrap_server() -> None:
+                    wrapped.append(
+                        await anyio.streams.tls.TLSStream.wrap(
+                            server, server_side=True, ssl_context=server_context
+                        )
+                    )
+
+                tg.start_soon(wrap_server)
+                tls_client = await anyio.streams.tls.TLSStream.wrap(
+                    client, hostname="localhost", ssl_context=client_context
+                )
+            assert DirectSocket.of(tls_client) is None
+            assert DirectSocket.of(wrapped[0]) is None
+
+
+async def test_a_send_the_kernel_takes_arrives_whole_and_in_order(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            buffers = [b"head", bytearray(b"-middle-"), memoryview(b"tail" * 1000)]
+            expected = b"".join(bytes(b) for b in buffers)
+            assert direct.try_send(buffers) == len(expected)
+            assert direct.try_send([b"!"]) == 1  # a single buffer: plain send()
+            assert await read_exactly(client, len(expected) + 1) == expected + b"!"
+
+
+async def test_what_the_kernel_refuses_follows_through_the_stream_in_order(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(10):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            direct.raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            # Distinct chunks, so that a reordering or a loss shows.
+            chunks = [i.to_bytes(4, "big") * 4096 for i in range(64)]
+            sent = bytearray()
+            refused = 0
+            async with anyio.create_task_group() as tg:
+                received = bytearray()
+
+                async def read_all() -> None:
+                    await anyio.sleep(0.05)  # a peer slow to read: the buffers fill first
+                    while len(received) < sum(map(len, chunks)):
+                        received.extend(await client.receive())
+
+                tg.start_soon(read_all)
+                for chunk in chunks:
+                    taken = direct.try_send([chunk])
+                    refused += taken < len(chunk)
+                    sent += chunk[:taken]
+                    for rest in remainder([chunk], taken):
+                        await server.send(rest)
+                        sent += rest
+            assert refused > 0  # the normal path was taken, not only the direct one
+            assert bytes(received) == bytes(sent) == b"".join(chunks)
+
+
+async def test_receive_reads_what_is_there_and_none_when_nothing_is(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            assert direct.try_receive(1024) is None
+            await client.send(b"hello")
+            await direct.wait_readable()
+            assert direct.try_receive(3) == b"hel"
+            assert direct.try_receive(1024) == b"lo"
+            assert direct.try_receive(1024) is None
+            await client.send_eof()
+            await direct.wait_readable()
+            with pytest.raises(anyio.EndOfStream):
+                direct.try_receive(1024)
+
+
+async def test_a_reset_or_closed_socket_raises_on_receive_and_refuses_sends(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            raw_client = client.extra(anyio.abc.SocketAttribute.raw_socket)
+            # SO_LINGER 0: close() sends RST, the server's next read fails.
+            raw_client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await client.aclose()
+            await direct.wait_readable()
+            with pytest.raises(ConnectionResetError):
+                direct.try_receive(1024)
+            await server.aclose()
+            assert direct.try_send([b"x"]) == 0  # the stream reports it: ClosedResourceError
+            with pytest.raises(anyio.ClosedResourceError):
+                await server.send(b"x")
+
+
+async def test_a_wait_ends_when_the_stream_is_closed(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (_client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            async with anyio.create_task_group() as tg:
+
+                async def close_soon() -> None:
+                    await anyio.sleep(0.01)
+                    await server.aclose()
+
+                tg.start_soon(close_soon)
+                with pytest.raises(anyio.ClosedResourceError):
+                    await direct.wait_readable()
+
+
+async def test_too_many_buffers_go_the_normal_way(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (_client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            assert direct.try_send([b"x"] * (MAX_BUFFERS + 1)) == 0
+            assert direct.try_send([]) == 0
+
+
+buffer_lists = st.lists(st.binary(max_size=40), max_size=8)
+
+
+@given(buffers=buffer_lists, data=st.data())
+def test_remainder_is_exactly_the_untaken_bytes(buffers: list[bytes], data: st.DataObject) -> None:
+    whole = b"".join(buffers)
+    taken = data.draw(st.integers(0, len(whole)))
+    left = remainder(buffers, taken)
+    assert b"".join(left) == whole[taken:]
+    assert all(len(view) > 0 for view in left)
+
+
+@given(buffers=buffer_lists)
+def test_remainder_copies_nothing(buffers: list[bytes]) -> None:
+    arrays = [bytearray(b) for b in buffers]
+    for view in remainder(arrays, 0):
+        assert any(view.obj is array for array in arrays)
+
+
+@given(operations=st.integers(0, 5 * CHECKPOINT_EVERY))
+def test_a_checkpoint_is_due_once_every_checkpoint_every_operations(operations: int) -> None:
+    direct = DirectSocket(socket.socket())
+    try:
+        due = [direct.due_checkpoint() for _ in range(operations)]
+    finally:
+        direct.raw_socket.close()
+    assert sum(due) == operations // CHECKPOINT_EVERY
+    # Never two in a row: between two checkpoints, CHECKPOINT_EVERY - 1 free operations.
+    positions = [i for i, flag in enumerate(due) if flag]
+    assert all(b - a == CHECKPOINT_EVERY for a, b in itertools.pairwise(positions))
