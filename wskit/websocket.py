@@ -221,7 +221,9 @@ class WebSocket:
         # themselves while the writer is idle and the kernel takes it all: no
         # writer wake-up, no scheduler pass per message (~20 us each on Trio).
         # What the kernel refuses waits in _tail for the writer, ahead of
-        # anything the core holds.
+        # anything the core holds. While messages wait in the queue, send()
+        # leaves its frames to the writer instead, which runs once the
+        # handler waits: answers to a burst leave in one write.
         self._sock = DirectSocket.of(stream)
         self._tail: list[bytes | memoryview] = []
         self._writing = False  # the writer is between taking data and handing it over
@@ -1037,10 +1039,17 @@ class WebSocket:
         self, data: str | bytes | bytearray | memoryview, *, compress: bool | None, fin: bool
     ) -> None:
         sock = self._sock
-        if sock is not None:
+        if (
+            sock is not None
+            and not self._queue  # else more sends follow (answers to queued messages)
+            and not self._writing
+            and not self._tail
+        ):
             # Trio's rule (a cancelled call raises), checked before the core
-            # takes the message: the direct path below may never wait.
+            # takes the message: the direct write below may never wait.
             await anyio.lowlevel.checkpoint_if_cancelled()
+        else:
+            sock = None
         try:
             if isinstance(data, str):
                 self._conn.send_text(data, compress=compress, fin=fin)
@@ -1050,12 +1059,7 @@ class WebSocket:
                 raise UsageError(f"send() takes str or bytes, got {type(data).__name__}")
         except InvalidState:
             raise self._closed_error() from None
-        if (
-            sock is not None
-            and not self._writing
-            and not self._tail
-            and self._write_directly(sock)  # else the writer gets the rest, below
-        ):
+        if sock is not None and self._write_directly(sock):  # else the writer takes the rest
             if sock.due_checkpoint():
                 # Nothing here waited: let other tasks have a turn now and then.
                 await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -1067,11 +1071,16 @@ class WebSocket:
             and not self._writing
             and direct.can_write_now()
         ):
-            # The common case on the lean stream: a callback writes it with
-            # whatever else is sent in this step, without waking the writer.
-            # Only while the kernel has taken everything written so far, so
-            # what it leaves in the transport is at most one such batch.
-            self._flush_soon()
+            # The common case on the lean stream: written without waking the
+            # writer, while the kernel has taken everything written so far
+            # (so what it leaves in the transport is at most one batch). A
+            # reply with no more messages queued leaves now; while messages
+            # wait, a callback writes after this step, with the answers to
+            # the rest of the burst.
+            if self._queue:
+                self._flush_soon()
+            else:
+                self._flush()
             return
         if direct is not None and not self._writing and direct.can_write_now():
             # A message larger than write_limit with nothing else waiting to
