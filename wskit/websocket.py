@@ -511,6 +511,8 @@ class WebSocket:
                 self._timer_deadline = math.inf
                 self._timers.forget()
             self._kick_writer()  # if it runs; else the closer writes the rest
+            if self._direct is not None:
+                self._direct.wake_drain_waiters()  # a send() waiting for room raises
             self._queue.close()
             for done, _, _ in self._pings.values():
                 done.set()
@@ -1083,12 +1085,15 @@ class WebSocket:
                 self._flush()
             return
         if direct is not None and not self._writing and direct.can_write_now():
-            # A message larger than write_limit with nothing else waiting to
-            # leave: written now, whole (as websockets does), rather than
-            # through the writer with a wait for its own write. The transport
-            # keeps what the kernel does not take, and the next send() waits
-            # for it to leave: still at most one such message beyond the limit.
+            # Over write_limit with nothing else waiting to leave: handed to
+            # the transport now, whole, rather than through the writer. If
+            # the kernel did not take it all, we wait for the rest to leave,
+            # as for any message over the limit (this one included).
             self._flush()
+            while direct.draining():
+                if self._terminated.is_set():
+                    raise self._closed_error()
+                await direct.wait_drained()
             return
         self._kick_writer()
         while self._buffered() > self._write_limit:

@@ -405,6 +405,14 @@ class LeanStream(anyio.abc.SocketStream):
             self._protocol.drain_waiters.append(waiter)
             await waiter
 
+    def wake_drain_waiters(self) -> None:
+        """Wake every :meth:`wait_drained` caller now, drained or not (they check again).
+
+        For a connection that ended: a ``send()`` waiting for room must raise
+        at once, not when the peer reads again or the transport is closed.
+        """
+        self._protocol._wake_writer()
+
     def draining(self) -> bool:
         """Whether written bytes still wait to leave on a live connection."""
         return self._protocol.paused_writing and not self._protocol.lost and not self._closed
