@@ -29,7 +29,7 @@ from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
-from .backends.sockets import create_tcp_listeners
+from .backends.sockets import create_tcp_listeners, fast_accept
 from .backends.transport import describe, wrap_server_tls
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, State, Terminated
@@ -282,15 +282,18 @@ class Server:
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
         assert self._tasks is not None
+        # TLS stays on AnyIO's streams; a plain server accepts lean streams
+        # directly where it can (asyncio), else moves them over below.
+        accept = listener.accept if self._ssl is not None else fast_accept(listener)
         while True:
             try:
-                stream = await listener.accept()
+                stream = await accept()
             except TRANSPORT_ERRORS as exc:
                 # EMFILE and friends: back off instead of spinning.
                 logger.warning("accept failed: %s", exc)
                 await anyio.sleep(0.1)
                 continue
-            if self._ssl is None:  # TLS stays on AnyIO's streams
+            if self._ssl is None and not isinstance(stream, LeanStream):
                 stream = lean_stream(stream)
             raw: socket.socket | None
             if isinstance(stream, LeanStream):

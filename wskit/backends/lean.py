@@ -14,6 +14,11 @@ AnyIO's interface and error semantics (``EndOfStream``,
 does not know which stream it has. On Trio, under TLS, or for any other
 stream, :func:`lean_stream` returns its argument unchanged.
 
+A server need not build AnyIO's stream at all: :func:`lean_accept` accepts
+from AnyIO's TCP listener's socket and gives the new transport wskit's
+protocol from the start (one ``connect_accepted_socket()``), which saves
+AnyIO's protocol, events, stream and cancel scope on every handshake.
+
 A ``transport.write()`` on asyncio is never partial: what the kernel does
 not take is buffered whole. So a ``send()`` cancelled while it waits for
 the buffer to drain has still sent its bytes, and never cut a frame.
@@ -26,14 +31,14 @@ import contextlib
 import socket
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, final
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-__all__ = ["MERGE_UP_TO", "READ_BUFFER", "LeanStream", "lean_stream", "take_chunk"]
+__all__ = ["MERGE_UP_TO", "READ_BUFFER", "LeanStream", "lean_accept", "lean_stream", "take_chunk"]
 
 _S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
@@ -106,8 +111,10 @@ class _Protocol(asyncio.Protocol):
         "woken",
     )
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
+    # Set by connection_made() (an accepted connection) or by lean_stream().
+    transport: asyncio.Transport
+
+    def __init__(self) -> None:
         # Made on first use (~600 bytes): a connection whose bytes all go to
         # the consumer never needs one.
         self.buffer: deque[bytes] | None = None
@@ -126,6 +133,12 @@ class _Protocol(asyncio.Protocol):
         # With a consumer set by consume(): told of EOF and of a lost connection.
         self.on_end: Callable[[], object] | None = None
         self.woken = False  # wake_receiver() was called: the waiting receive returns b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a socket transport
+        # Every write leaves at once or waits whole in the transport: pause
+        # writing as soon as anything waits (as AnyIO's protocol does).
+        self.transport.set_write_buffer_limits(0)
 
     def data_received(self, data: bytes) -> None:
         consumer = self.consumer
@@ -461,7 +474,8 @@ def lean_stream(stream: _S) -> _S | LeanStream:
         return stream
     if transport.is_closing():
         return stream
-    protocol = _Protocol(transport)
+    protocol = _Protocol()
+    protocol.transport = transport
     if queue:
         protocol.buffer = deque(queue)
         protocol.buffered = sum(map(len, queue))
@@ -473,3 +487,49 @@ def lean_stream(stream: _S) -> _S | LeanStream:
     transport.set_write_buffer_limits(0)
     transport.resume_reading()
     return LeanStream(transport, protocol)
+
+
+def lean_accept(
+    listener: anyio.abc.SocketListener,
+) -> Callable[[], Awaitable[LeanStream]] | None:
+    """An ``accept()`` for ``listener`` that makes a :class:`LeanStream` directly.
+
+    The accepted socket gets its transport with wskit's protocol at once:
+    no AnyIO stream, protocol, events and cancel scope are built only to
+    be moved over by :func:`lean_stream`. Errors are those of
+    ``loop.sock_accept()`` (``OSError``: EMFILE and friends), as from
+    AnyIO's ``accept()``; cancelling it while it waits accepts nothing.
+
+    Args:
+        listener: a listener wskit opened; it still owns the listening
+            socket (closing it stops this accept).
+
+    Returns:
+        The accept function, or None unless ``listener`` is AnyIO's TCP
+        listener on asyncio (or uvloop): Unix listeners, Trio, and
+        listeners this was not written against keep their own ``accept()``.
+    """
+    backend = sys.modules.get("anyio._backends._asyncio")
+    kind: Any = getattr(backend, "TCPSocketListener", None)
+    if kind is None or type(listener) is not kind:
+        return None
+    raw: socket.socket = listener.extra(anyio.abc.SocketAttribute.raw_socket)
+    loop = asyncio.get_running_loop()
+
+    async def accept() -> LeanStream:
+        try:
+            sock, _ = await loop.sock_accept(raw)
+        except asyncio.CancelledError:
+            # bpo-41317 (as AnyIO does): a cancelled sock_accept() may
+            # leave its reader behind; the socket is closed soon after.
+            with contextlib.suppress(ValueError, NotImplementedError, OSError):
+                loop.remove_reader(raw)
+            raise
+        try:
+            transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
+        except BaseException:
+            sock.close()  # the transport closed it already, if it was made
+            raise
+        return LeanStream(transport, protocol)
+
+    return accept

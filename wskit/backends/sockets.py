@@ -27,11 +27,13 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import anyio.abc
 
-from wskit.backends.lean import lean_stream
+from wskit.backends.lean import lean_accept, lean_stream
 from wskit.backends.mptcp import mptcp_status
 from wskit.backends.options import KeepaliveSettings, configure_accepted, validate_keepalive
 from wskit.backends.premade import listener_from_socket, stream_from_socket
@@ -48,6 +50,7 @@ __all__ = [
     "create_stream_socket",
     "create_tcp_listeners",
     "create_unix_listener",
+    "fast_accept",
     "listener_from_socket",
     "open_tcp_stream",
     "open_unix_stream",
@@ -69,6 +72,7 @@ _NO_CONSTANT = "no-constant"
 _PEER_SERVER = "peer-server"  # we connected with MPTCP, the server answered TCP
 _PEER_CLIENT = "peer-client"  # our MPTCP listener accepted a TCP client
 _fallback_notices: set[int | str] = set()
+_Stream = TypeVar("_Stream", bound=anyio.abc.SocketStream)
 _MAX_BACKLOG = 65536  # what anyio allows too
 _PORT_ATTEMPTS = 10  # rebinding rounds to find a port free on every address
 
@@ -325,7 +329,24 @@ class MptcpListener(anyio.abc.SocketListener):
         Returns:
             The accepted stream, MPTCP or plain TCP.
         """
-        stream = await self._listener.accept()
+        return self._noticed(await self._listener.accept())
+
+    def lean_accept(self) -> Callable[[], Awaitable[anyio.abc.SocketStream]] | None:
+        """:func:`~wskit.backends.lean.lean_accept` of the wrapped listener, still noticing.
+
+        Returns:
+            The accept function, or None where the wrapped listener has no lean one.
+        """
+        inner = lean_accept(self._listener)
+        if inner is None:
+            return None
+
+        async def accept() -> anyio.abc.SocketStream:
+            return self._noticed(await inner())
+
+        return accept
+
+    def _noticed(self, stream: _Stream) -> _Stream:
         if _PEER_CLIENT not in _fallback_notices:  # one getsockopt until then
             sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             if not mptcp_status(sock)[0]:
@@ -336,6 +357,29 @@ class MptcpListener(anyio.abc.SocketListener):
     async def aclose(self) -> None:
         """Close the listening socket."""
         await self._listener.aclose()
+
+
+def fast_accept(
+    listener: anyio.abc.SocketListener,
+) -> Callable[[], Awaitable[anyio.abc.SocketStream]]:
+    """The cheapest ``accept()`` for a plain (not TLS) server's listener.
+
+    A :class:`~wskit.backends.lean.LeanStream` accepted directly where
+    :func:`~wskit.backends.lean.lean_accept` can (TCP and MPTCP listeners
+    on asyncio and uvloop), else the listener's own ``accept()``.
+
+    Args:
+        listener: a listener from :func:`create_tcp_listeners`,
+            :func:`create_unix_listener` or :func:`listener_from_socket`.
+
+    Returns:
+        An async function returning the next accepted stream.
+    """
+    if isinstance(listener, MptcpListener):
+        accept = listener.lean_accept()
+    else:
+        accept = lean_accept(listener)
+    return listener.accept if accept is None else accept
 
 
 def _notice_fallback(reason: int | str, detail: str) -> None:
