@@ -11,28 +11,42 @@ makes no task group of its own.
   backpressure instead of our memory growing. Once the core's ``Terminated``
   event came, the same task becomes the **closer**: it lets the writer
   flush (bounded by ``close_timeout``), on the client waits for the server
-  to close TCP first, and closes the transport;
+  to close TCP first, and closes the transport. When the connection ends
+  while the reader waits for bytes, it is woken (:mod:`wskit.backends.wake`);
 * the **writer** takes ``data_to_send()`` whenever woken, so pongs and close
   echoes queued by the core leave without a caller, and pongs coalesce while
   a slow peer holds the write side. It starts at its first wake-up before
   the end: an idle connection never needs it, and when none ran, the closer
-  writes the close frame itself. On the lean asyncio stream, whose writes
-  are whole and never wait, a loop callback (:meth:`WebSocket._flush`) writes
-  instead while the writer is idle and the kernel has taken everything so
-  far: no task switch per message, and a burst of sends still leaves as one
-  write;
+  writes the close frame itself;
 * the **timer** is not a task of the connection's: a :class:`~wskit._timers.Timers`
   service shared by the server's connections calls ``tick()`` at
   ``next_deadline()``. Keepalive pings, the pong timeout and the close
   timeout work even while the write side is stuck (a stalled peer cannot
   silence the heartbeat that detects it).
 
+Two transports let a message skip task switches:
+
+* on the **lean asyncio stream** (:mod:`wskit.backends.lean`), whose writes
+  are whole and never wait, a server connection has no reader task at all
+  (:meth:`WebSocket.start`): the stream's callbacks feed the core and
+  deliver messages (:meth:`WebSocket._consume`), and a task starts only for
+  what needs a wait (a full queue, a plugin's reply, a close frame that has
+  to drain). Writes leave from the sending task while the kernel keeps up,
+  or from a loop callback after a burst; the writer takes over only when a
+  write would wait;
+* on **AnyIO's Trio socket streams**, ``send()`` and the reader write to the
+  socket themselves while the writer is idle and the kernel takes it all
+  (:mod:`wskit.backends.direct`), yielding now and then; what the kernel
+  refuses goes to the writer first.
+
+Either way, the answers to a burst of queued messages leave in one write.
 Nothing on the data path allocates a synchronization primitive per message:
 wake-ups and flags make an event only while a task sleeps on them
 (:mod:`wskit._signal`), the queue likewise.
 
-``send()`` waits while more than ``write_limit`` bytes are buffered (in the core
-or in flight); ``recv()`` and iteration take messages from the queue.
+``send()`` waits while more than ``write_limit`` bytes are buffered (in the core,
+in flight, or in the lean transport), this message included; ``recv()`` and
+iteration take messages from the queue.
 """
 
 from __future__ import annotations

@@ -192,8 +192,10 @@ class Plugin:
     def on_message(self, ws: WebSocket, message: str | bytes) -> Verdict:
         """Both sides: a message arrived; decide its fate before the application sees it.
 
-        Synchronous and called for every message: keep it cheap. Returns
-        :data:`PASS` unless overridden.
+        Synchronous and called for every message: keep it cheap. It may
+        run in the transport's callback rather than in a task (asyncio
+        servers): do not rely on the current task. Returns :data:`PASS`
+        unless overridden.
         """
         return PASS
 
