@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import cast, final
+from collections.abc import Callable
+from typing import Protocol, cast, final
 
 import anyio
 
@@ -19,6 +20,19 @@ __all__ = ["MessageQueue", "Piece"]
 
 Piece = tuple[str | bytes, bool]
 """A piece of a message and whether it is the last one."""
+
+
+class Waitable(Protocol):
+    """What the queue waits on: ``anyio.Event``, or a lighter event of one loop."""
+
+    def set(self) -> None:
+        """Wake every waiter."""
+        ...  # pragma: no cover
+
+    async def wait(self) -> None:
+        """Wait until set."""
+        ...  # pragma: no cover
+
 
 # Stands for the queue until its first piece: an empty deque is ~600 bytes,
 # and most connections sit idle most of the time. Only ever read, never changed.
@@ -29,13 +43,18 @@ _NO_ITEMS = cast("deque[Piece]", ())
 class MessageQueue:
     """At most ``capacity`` pieces (None: unbounded); one reader puts, any task gets."""
 
-    __slots__ = ("_capacity", "_changed", "_closed", "_items")
+    __slots__ = ("_capacity", "_changed", "_closed", "_items", "_new_event")
 
-    def __init__(self, capacity: int | None) -> None:
+    def __init__(
+        self, capacity: int | None, *, new_event: Callable[[], Waitable] = anyio.Event
+    ) -> None:
         self._capacity = math.inf if capacity is None else capacity
         self._items: deque[Piece] = _NO_ITEMS
         self._closed = False
-        self._changed: anyio.Event | None = None  # exists only while a task waits
+        # Made each time a task has to wait (per message, for a reader that
+        # keeps up): the lean asyncio stream offers a cheaper one.
+        self._new_event = new_event
+        self._changed: Waitable | None = None  # exists only while a task waits
 
     def __len__(self) -> int:
         return len(self._items)
@@ -48,7 +67,7 @@ class MessageQueue:
 
     async def _wait(self) -> None:
         if self._changed is None:
-            self._changed = anyio.Event()
+            self._changed = self._new_event()
         await self._changed.wait()
 
     def offer(self, item: Piece) -> bool:

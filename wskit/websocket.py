@@ -205,7 +205,11 @@ class WebSocket:
         self._refusing = False  # a plugin closed the connection: deliver nothing more
         # close_after() plans: key -> (deadline, code, reason)
         self._close_plans: dict[object, tuple[float, int, str]] = {}
-        self._queue = MessageQueue(max_queue)
+        self._queue = (
+            MessageQueue(max_queue, new_event=stream.new_event)
+            if isinstance(stream, LeanStream)
+            else MessageQueue(max_queue)
+        )
         # Pieces a cancelled recv() took. Joined as they come, not kept one
         # object per read: a message dribbled a byte per segment would cost
         # tens of bytes per byte (aiohttp's PYSEC-2026-4389).
@@ -714,7 +718,8 @@ class WebSocket:
 
         On the lean stream, a callback run after the current step writes
         everything pending in one write (messages sent in a burst still
-        coalesce) without waking the writer task.
+        coalesce) without waking the writer task; none is scheduled when
+        the core has nothing to send (most reads: no pong, no close echo).
         """
         direct = self._direct
         if direct is None:
@@ -724,7 +729,7 @@ class WebSocket:
                 # or waking the writer.
                 self._write_directly(sock)
             self._kick_writer()
-        elif not self._flush_scheduled:
+        elif not self._flush_scheduled and self._conn.has_data_to_send:
             self._flush_scheduled = True
             direct.soon(self._flush_callback)
 

@@ -38,7 +38,15 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-__all__ = ["MERGE_UP_TO", "READ_BUFFER", "LeanStream", "lean_accept", "lean_stream", "take_chunk"]
+__all__ = [
+    "MERGE_UP_TO",
+    "READ_BUFFER",
+    "LeanStream",
+    "LoopEvent",
+    "lean_accept",
+    "lean_stream",
+    "take_chunk",
+]
 
 _S = TypeVar("_S", bound=anyio.abc.ByteStream)
 
@@ -418,6 +426,10 @@ class LeanStream(anyio.abc.SocketStream):
             self._protocol.drain_waiters.append(waiter)
             await waiter
 
+    def new_event(self) -> LoopEvent:
+        """An event for this stream's loop (see :class:`LoopEvent`)."""
+        return LoopEvent(self._loop)
+
     def wake_drain_waiters(self) -> None:
         """Wake every :meth:`wait_drained` caller now, drained or not (they check again).
 
@@ -533,3 +545,47 @@ def lean_accept(
         return LeanStream(transport, protocol)
 
     return accept
+
+
+@final
+class LoopEvent:
+    """What ``anyio.Event`` does, for the tasks of one asyncio loop: a future per waiter.
+
+    A WebSocket's receive queue makes an event each time its reader has to
+    wait, which for a reader that keeps up is once per message. ``anyio.Event``
+    finds the running backend and builds an ``asyncio.Event`` (with its
+    deque) every time; this holds a list of futures, made when waited on.
+    Cancel-safe, and any number of tasks may wait.
+    """
+
+    __slots__ = ("_loop", "_set", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        """Wake every waiter; later waits return at once."""
+        self._set = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Wait until :meth:`set` is called (at once if it was)."""
+        if self._set:
+            return
+        waiter = self._loop.create_future()
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters.remove(waiter)
