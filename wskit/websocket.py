@@ -567,6 +567,7 @@ class WebSocket:
         # message wakes only the task that receives it.
         direct = self._direct
         consume = self._consume
+        sock = self._sock
         while True:
             if self._handoff:  # what the callbacks left (see _consume)
                 events, self._handoff = self._handoff, []
@@ -581,6 +582,16 @@ class WebSocket:
                 try:
                     if direct is not None:
                         data = await direct.receive_or_consume(READ_SIZE, consume)
+                    elif sock is not None:
+                        # Trio: what the kernel already holds is read without
+                        # the scheduler pass a receive() ends with.
+                        got = sock.try_receive(READ_SIZE)
+                        if got is None:
+                            await sock.wait_readable()
+                            continue
+                        data = got
+                        if sock.due_checkpoint():
+                            await anyio.lowlevel.cancel_shielded_checkpoint()
                     else:
                         data = await self._stream.receive(READ_SIZE)
                 except TRANSPORT_ENDED:
@@ -1062,9 +1073,12 @@ class WebSocket:
         sock = self._sock
         if (
             sock is not None
-            and not self._queue  # else more sends follow (answers to queued messages)
             and not self._writing
             and not self._tail
+            # While messages wait in the queue more sends follow (answers to
+            # them): the writer sends them together. Not for a message over
+            # write_limit, which would wait for the writer anyway.
+            and (not self._queue or len(data) > self._write_limit)
         ):
             # Trio's rule (a cancelled call raises), checked before the core
             # takes the message: the direct write below may never wait.
