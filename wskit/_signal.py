@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import final
+from collections.abc import Awaitable, Callable
+from typing import Protocol, final
 
 import anyio
 
@@ -44,19 +45,27 @@ class Signal:
         self._set = False
 
 
+class _Event(Protocol):
+    def set(self) -> None: ...  # pragma: no cover
+
+    def wait(self) -> Awaitable[None]: ...  # pragma: no cover
+
+
 @final
 class Flag:
-    """A one-way flag that tasks can wait for: an ``anyio.Event`` made on demand.
+    """A one-way flag that tasks can wait for: an event made on demand.
 
     A connection has several of these; most are never waited for, so most
-    never allocate an event.
+    never allocate an event. ``new_event`` makes it (``anyio.Event``, or
+    the lean asyncio stream's cheaper one).
     """
 
-    __slots__ = ("_event", "_set")
+    __slots__ = ("_event", "_new_event", "_set")
 
-    def __init__(self) -> None:
+    def __init__(self, new_event: Callable[[], _Event] = anyio.Event) -> None:
         self._set = False
-        self._event: anyio.Event | None = None
+        self._new_event = new_event
+        self._event: _Event | None = None
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
@@ -73,5 +82,5 @@ class Flag:
         if self._set:
             return
         if self._event is None:
-            self._event = anyio.Event()
+            self._event = self._new_event()
         await self._event.wait()

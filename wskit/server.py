@@ -123,7 +123,9 @@ class Server:
         self._close_called_at = math.inf
         self._accepting = anyio.CancelScope()
         self._closing = anyio.Event()
-        self._handlers_done = anyio.Event()
+        # Set (and dropped) as each connection ends; exists only while a
+        # wait_closed() waits, which any number of tasks may do.
+        self._handlers_done: anyio.Event | None = None
         self._active = 0
         self._handshakes: set[anyio.CancelScope] = set()
         self._shields: set[anyio.CancelScope] = set()
@@ -250,6 +252,8 @@ class Server:
         deadline = math.inf if timeout is None else self._close_called_at + timeout
         with anyio.CancelScope(deadline=deadline):
             while self._active:
+                if self._handlers_done is None:
+                    self._handlers_done = anyio.Event()
                 await self._handlers_done.wait()
         self._abort_connections()
         for shield in self._shields:
@@ -342,8 +346,9 @@ class Server:
                 await self._run(ws)
         finally:
             self._active -= 1
-            self._handlers_done.set()
-            self._handlers_done = anyio.Event()
+            done, self._handlers_done = self._handlers_done, None
+            if done is not None:
+                done.set()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
         """Read the request and answer it, all within open_timeout; None when refused."""

@@ -268,7 +268,9 @@ class WebSocket:
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
         self._terminated = Flag()
-        self._closed = Flag()
+        # Waited for by every server handler's task at its end: on the lean
+        # stream, with the loop's own event.
+        self._closed = Flag(stream.new_event) if isinstance(stream, LeanStream) else Flag()
         self._inflight = 0
         # ping() waiters: payload -> (done, the RTT once known, send time)
         self._pings: dict[bytes, tuple[anyio.Event, list[float], float]] = {}
