@@ -22,6 +22,21 @@ pytestmark = pytest.mark.anyio
 
 UVLOOP = importlib.util.find_spec("uvloop") is not None
 
+# The lean stream's bugs showed on uvloop first (it reads again at once after a
+# full read): these run there too, beside the suite's asyncio and Trio.
+ALL_LOOPS = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        "asyncio",
+        "trio",
+        pytest.param(
+            ("asyncio", {"use_uvloop": True}),
+            id="uvloop",
+            marks=pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
+        ),
+    ],
+)
+
 
 def _flood_then_close(port: int, burst: bytes, timeout: float) -> None:
     """A blocking peer, run in a thread: upgrade with deflate, send ``burst`` at once,
@@ -49,26 +64,13 @@ def _flood_then_close(port: int, burst: bytes, timeout: float) -> None:
         sock.close()
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        "trio",
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=[
-                pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-            ],
-        ),
-    ],
-)
+@ALL_LOOPS
 async def test_compressed_bytes_left_to_the_reader_are_fed_before_later_bytes() -> None:
-    # Bug: on the lean stream, _consume() feeds a compressed read in 1 KiB
-    # slices; when the queue fills mid-read it hands the rest of the read to
-    # the reader (_handoff_data) and wakes it. If more bytes reach the
-    # protocol before the reader runs, receive_or_consume() returns those
-    # (the buffer is not empty) instead of b"", and _read() feeds them to
+    # The bug (fixed): on the lean stream, _consume() feeds a compressed read
+    # in 1 KiB slices; when the queue fills mid-read it hands the rest of the
+    # read to the reader (_handoff_data) and wakes it. If more bytes reached
+    # the protocol before the reader ran, receive_or_consume() returned those
+    # (the buffer was not empty) instead of b"", and the reader fed them to
     # the core *before* _handoff_data. uvloop reads again at once when a read
     # filled its 256 KiB buffer (libuv's uv__read loop), so a flood always
     # does this; asyncio's selector loop runs the woken reader first.
@@ -103,20 +105,7 @@ async def test_compressed_bytes_left_to_the_reader_are_fed_before_later_bytes() 
     assert got == payloads  # all of them, in order
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        "trio",
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=[
-                pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-            ],
-        ),
-    ],
-)
+@ALL_LOOPS
 async def test_a_large_compressed_message_round_trips_with_default_options() -> None:
     # The same bug as above, as an application meets it: nothing unusual but
     # uvloop. A compressed message is queued in pieces (one per 1 KiB slice
@@ -140,12 +129,12 @@ async def test_a_large_compressed_message_round_trips_with_default_options() -> 
 
 
 async def test_messages_before_the_peers_close_frame_reach_a_slow_reader() -> None:
-    # Bug: recv() promises that ConnectionClosedOK comes only after every
-    # message that arrived before the close. With max_queue=1 and a handler
-    # that reads late, a peer that sends five messages and its close frame
-    # in one write gets only the first delivered: the core parses the close
-    # with the messages, so when _dispatch() meets the full queue the state
-    # is already CLOSED, and _enqueue() closes the queue instead of waiting.
+    # The bug (fixed): recv() promises that ConnectionClosedOK comes only
+    # after every message that arrived before the close. With max_queue=1 and
+    # a handler that reads late, a peer that sent five messages and its close
+    # frame in one write got only the first delivered: the core parses the
+    # close with the messages, so when _dispatch() met the full queue the
+    # state was already CLOSED, and _enqueue() closed the queue.
     got: list[str | bytes] = []
     ended: list[BaseException] = []
 
@@ -204,27 +193,14 @@ async def _answer_close(client: RawClient) -> None:
     assert closed
 
 
-@pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        "trio",
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=[
-                pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-            ],
-        ),
-    ],
-)
+@ALL_LOOPS
 async def test_on_message_judges_each_message_once_when_the_queue_is_full() -> None:
-    # Bug: on the lean stream, _consume_piece() calls the plugins' check on a
-    # whole message, gets PASS, then fails to queue it (max_queue reached) and
-    # hands events[index:] to the reader -- the judged message included, as
-    # a plain Fragment. The reader's _dispatch() judges it again: every
-    # on_message runs twice for it (a rate limit counts it twice and may
-    # close a client that kept within its limit; a second verdict may differ).
+    # The bug (fixed): on the lean stream, _consume_piece() calls the plugins'
+    # check on a whole message, gets PASS, then fails to queue it (max_queue
+    # reached) and hands events[index:] to the reader. It handed the judged
+    # message as a plain Fragment, and the reader's _dispatch() judged it
+    # again: on_message ran twice for it (a rate limit counted it twice and
+    # could close a client that kept within its limit).
     recorder = _Recorder()
     got: list[str | bytes] = []
 
