@@ -194,15 +194,21 @@ async def test_a_raising_connect_hook_closes_1011_before_the_handler(
     assert "plugin Raises[connect] failed in on_connect" in caplog.text
 
 
+@pytest.mark.parametrize("transport", CONNECTIONS)
 @pytest.mark.parametrize("hook", ["message", "bad-verdict"])
 async def test_a_raising_message_hook_closes_1011(
-    hook: str, caplog: pytest.LogCaptureFixture
+    hook: str, transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Over TCP on asyncio the hook runs in the lean stream's callback.
+    async def echo(ws: wskit.WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
     with caplog.at_level(logging.ERROR, logger="wskit.plugins"):
-        async with pair(plugins=[Raises(hook)]) as p:
-            await p.client.send("x")
+        async with client_of(transport, echo, [Raises(hook)]) as client:
+            await client.send("x")
             with pytest.raises(wskit.ConnectionClosedError) as caught:
-                await p.client.recv()
+                await client.recv()
     assert caught.value.code == 1011
     assert f"plugin Raises[{hook}]" in caplog.text
 
