@@ -570,6 +570,7 @@ class WebSocket:
         direct = self._direct
         consume = self._consume
         sock = self._sock
+        woke_handler = False
         while True:
             if self._handoff:  # what the callbacks left (see _consume)
                 events, self._handoff = self._handoff, []
@@ -586,7 +587,13 @@ class WebSocket:
                         data = await direct.receive_or_consume(READ_SIZE, consume)
                     elif sock is not None:
                         # Trio: what the kernel already holds is read without
-                        # the scheduler pass a receive() ends with.
+                        # the scheduler pass a receive() ends with, except
+                        # right after the last read woke the handler: it runs
+                        # first, so its answers keep pace with what the peer
+                        # sent (and a failure on what follows comes after them).
+                        if woke_handler:
+                            woke_handler = False
+                            await anyio.lowlevel.cancel_shielded_checkpoint()
                         got = sock.try_receive(READ_SIZE)
                         if got is None:
                             await sock.wait_readable()
@@ -612,6 +619,7 @@ class WebSocket:
                     data, self._handoff_data = self._handoff_data + data, b""
                 if not data:
                     continue  # woken by the end
+            was_empty = not self._queue
             if self._slice and len(data) > self._slice:
                 for start in range(0, len(data), self._slice):
                     piece = data[start : start + self._slice]
@@ -620,6 +628,7 @@ class WebSocket:
             else:
                 self._conn.receive_data(data, now=anyio.current_time())
                 await self._dispatch(self._conn.events())
+            woke_handler = was_empty and bool(self._queue)
 
     def _consume(self, data: bytes) -> None:
         """Parse bytes in the lean stream's callback while the reader waits; deliver what can be.
