@@ -587,19 +587,18 @@ class WebSocket:
                         data = await direct.receive_or_consume(READ_SIZE, consume)
                     elif sock is not None:
                         # Trio: what the kernel already holds is read without
-                        # the scheduler pass a receive() ends with, except
-                        # right after the last read woke the handler: it runs
-                        # first, so its answers keep pace with what the peer
-                        # sent (and a failure on what follows comes after them).
-                        if woke_handler:
-                            woke_handler = False
-                            await anyio.lowlevel.cancel_shielded_checkpoint()
+                        # the scheduler pass a receive() ends with.
                         got = sock.try_receive(READ_SIZE)
                         if got is None:
+                            woke_handler = False  # waiting lets it run anyway
                             await sock.wait_readable()
                             continue
                         data = got
-                        if sock.due_checkpoint():
+                        if (woke_handler and self._queue) or sock.due_checkpoint():
+                            # The handler has not taken the message the last
+                            # read woke it for: it runs before we parse on, so
+                            # its answers keep pace with what the peer sent
+                            # (and a failure on what follows comes after them).
                             await anyio.lowlevel.cancel_shielded_checkpoint()
                     else:
                         data = await self._stream.receive(READ_SIZE)
