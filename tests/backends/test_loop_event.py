@@ -7,30 +7,15 @@ anyio.Event there), so these run on asyncio and, where installed, uvloop.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 
 import anyio
 import pytest
 
+from tests.loops import UVLOOP
 from wskit.backends.lean import LoopEvent
 from wskit.message_queue import MessageQueue
 
-UVLOOP = importlib.util.find_spec("uvloop") is not None
-
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.parametrize(
-        "anyio_backend",
-        [
-            "asyncio",
-            pytest.param(
-                ("asyncio", {"use_uvloop": True}),
-                id="uvloop",
-                marks=pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-            ),
-        ],
-    ),
-]
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio", UVLOOP])]
 
 
 async def test_every_waiter_wakes_and_later_waits_return_at_once() -> None:

@@ -5,7 +5,6 @@ Each was written failing, then fixed; every test is bounded in time.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import time
@@ -16,26 +15,13 @@ import pytest
 import wskit
 from tests.frames import BINARY, CLOSE, TEXT, close_payload, deflate, frame, upgrade_request
 from tests.io.raw import RawClient, parse_frames
+from tests.loops import UVLOOP
 from wskit.plugins import PASS, Plugin, Verdict
 
 pytestmark = pytest.mark.anyio
 
-UVLOOP = importlib.util.find_spec("uvloop") is not None
-
-# The lean stream's bugs showed on uvloop first (it reads again at once after a
-# full read): these run there too, beside the suite's asyncio and Trio.
-ALL_LOOPS = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        "asyncio",
-        "trio",
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=pytest.mark.skipif(not UVLOOP, reason="uvloop is not installed"),
-        ),
-    ],
-)
+# The lean stream's bugs showed on uvloop first: these run there too.
+ALL_LOOPS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio", UVLOOP])
 
 
 def _flood_then_close(port: int, burst: bytes, timeout: float) -> None:
