@@ -31,6 +31,7 @@ Usage::
                                            [--impls a,b] [--workloads a,b]
                                            [--connections N] [--idle N] [--write PAGE]
     .venv/bin/python benchmarks/io_echo.py --profile wskit/asyncio [--profiler py-spy|cprofile]
+                                           [--profile-workload many|handshake|deflate...]
     .venv/bin/python benchmarks/io_echo.py --serve wskit/trio --port 0   # one server, by hand
 """
 
@@ -1544,18 +1545,35 @@ async def bench(args: argparse.Namespace, impls: list[str]) -> str:
 
 
 async def profile(args: argparse.Namespace) -> None:
-    """Profile one server on pipelined echo (``--profile-size``, ``--profile-batch``)."""
+    """Profile one server on echo (``--profile-size``, ``--profile-batch``) or on another row.
+
+    ``--profile-workload`` picks a row by key (``many``, ``handshake``, ``deflate``...);
+    without it, the echo is built from the size and batch options.
+    """
     impl, kind = args.profile, args.profiler
-    size = args.profile_size
-    batch = args.profile_batch or max(8, min(1000, 8 * MiB // size))
-    what = "round trip" if batch == 1 else f"pipelined echo ({batch} at a time)"
-    workload = Echo("profile", f"{what}, {size} B", size, batch)
+    workload: Workload
+    if args.profile_workload:
+        by_key = {w.key: w for w in workloads(args.connections or 1000)}
+        require(
+            args.profile_workload in by_key,
+            f"--profile-workload: one of {', '.join(by_key)}",
+        )
+        workload = by_key[args.profile_workload]
+    else:
+        size = args.profile_size
+        batch = args.profile_batch or max(8, min(1000, 8 * MiB // size))
+        what = "round trip" if batch == 1 else f"pipelined echo ({batch} at a time)"
+        workload = Echo("profile", f"{what}, {size} B", size, batch)
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
     if kind == "py-spy" and spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy, or use another --profiler")
     handle, path = tempfile.mkstemp(prefix="io_echo-", suffix=".prof")
     os.close(handle)
-    server = Server(impl, profiler=None if kind == "py-spy" else f"{kind}:{path}")
+    server = Server(
+        impl,
+        compression=workload.deflate,
+        profiler=None if kind == "py-spy" else f"{kind}:{path}",
+    )
     try:
         conn = await workload.open(server.port)
         await workload.verify(conn)
@@ -1603,7 +1621,10 @@ async def profile(args: argparse.Namespace) -> None:
         else:
             print(collapse_report(path, args.top))
     finally:
-        os.unlink(path)
+        if args.keep_profile:
+            print(f"\nprofile data kept in {path}")
+        else:
+            os.unlink(path)
 
 
 _ROOT = re.escape(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -1692,7 +1713,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile-batch", type=int, help="messages per batch (1: round trips; default as the row)"
     )
+    parser.add_argument(
+        "--profile-workload", metavar="KEY", help="profile this row instead (many, handshake...)"
+    )
     parser.add_argument("--profile-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--keep-profile", action="store_true", help="keep the profile's data file (for pstats)"
+    )
     parser.add_argument("--top", type=int, default=25, help="functions listed by --profile")
     parser.add_argument("--serve", metavar="IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
