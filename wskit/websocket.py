@@ -277,9 +277,12 @@ class WebSocket:
         self._close_sent: tuple[int, str] | None = None
         # Set while send_fragments() holds the message stream: other sends wait.
         self._fragmenting: anyio.Event | None = None
-        # With compression, one read may inflate ~1000x: feed the core in
-        # slices and queue after each, so max_queue bounds memory again.
-        self._slice = 1024 if conn.compression is not None else 0
+        # With compression, one read may inflate ~1000x: the core parses it
+        # in steps of 64 KiB of inflated data, and the queue takes each
+        # step's events before the next, so max_queue bounds memory again.
+        self._slice = 65536 if conn.compression is not None else 0
+        if self._slice:
+            conn.step_budget = self._slice
         self._end: Terminated | None = None
         # Events the core already holds (server side: frames that came with the
         # request, replayed by accept()) are the reader's too: left in the core,
@@ -619,13 +622,12 @@ class WebSocket:
                 if not data:
                     continue  # woken by the end
             was_empty = not self._queue
-            if self._slice and len(data) > self._slice:
-                for start in range(0, len(data), self._slice):
-                    piece = data[start : start + self._slice]
-                    self._conn.receive_data(piece, now=anyio.current_time())
-                    await self._dispatch(self._conn.events())
-            else:
-                self._conn.receive_data(data, now=anyio.current_time())
+            self._conn.receive_data(data, now=anyio.current_time())
+            await self._dispatch(self._conn.events())
+            # Compressed: the core parsed one step; once the queue took its
+            # events (waiting for room), the next.
+            while self._slice and self._conn.has_pending_input:
+                self._conn.receive_data(b"", now=anyio.current_time())
                 await self._dispatch(self._conn.events())
             woke_handler = was_empty and bool(self._queue)
 
@@ -640,16 +642,15 @@ class WebSocket:
         """
         direct = self._direct
         assert direct is not None
-        size = self._slice
-        if size and len(data) > size:
-            # Compressed: fed in slices, as by the reader (max_queue bounds
-            # what one read inflates to).
-            for start in range(0, len(data), size):
-                if not self._consume_piece(data[start : start + size], direct):
-                    self._handoff_data = data[start + size :]
-                    break
-        else:
-            self._consume_piece(data, direct)
+        fed = self._consume_piece(data, direct)
+        if self._slice:
+            # Compressed: the core parses in steps, as for the reader
+            # (max_queue bounds what one read inflates to).
+            conn = self._conn
+            while fed and conn.has_pending_input:
+                fed = self._consume_piece(b"", direct)
+            if conn.has_pending_input:  # the reader took over: it feeds the rest first
+                self._handoff_data = conn.take_pending_input()
         self._flush_soon()
         self._poke_timer()
 

@@ -225,8 +225,9 @@ async def test_compressed_floods_stay_bounded_by_max_queue():
                     peak = tracemalloc.get_traced_memory()[1]
                 finally:
                     tracemalloc.stop()
-    # Unsliced, one 64 KiB read of zeros inflated to ~60 MiB before the queue
-    # was consulted; sliced, max_queue pieces plus one slice's output.
+    # Parsed at once, one 64 KiB read of zeros inflated to ~60 MiB before the
+    # queue was consulted; in steps (64 KiB of output, then the queue), to
+    # max_queue pieces plus one step's output.
     assert peak < 16 * 1024 * 1024, peak
 
 

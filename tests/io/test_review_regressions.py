@@ -52,9 +52,9 @@ def _flood_then_close(port: int, burst: bytes, timeout: float) -> None:
 
 @ALL_LOOPS
 async def test_compressed_bytes_left_to_the_reader_are_fed_before_later_bytes() -> None:
-    # The bug (fixed): on the lean stream, _consume() feeds a compressed read
-    # in 1 KiB slices; when the queue fills mid-read it hands the rest of the
-    # read to the reader (_handoff_data) and wakes it. If more bytes reached
+    # The bug (fixed): on the lean stream, _consume() has the core parse a
+    # compressed read in steps; when the queue fills mid-read it hands the
+    # rest of the read to the reader (_handoff_data) and wakes it. If more bytes reached
     # the protocol before the reader ran, receive_or_consume() returned those
     # (the buffer was not empty) instead of b"", and the reader fed them to
     # the core *before* _handoff_data. uvloop reads again at once when a read
@@ -94,10 +94,10 @@ async def test_compressed_bytes_left_to_the_reader_are_fed_before_later_bytes() 
 @ALL_LOOPS
 async def test_a_large_compressed_message_round_trips_with_default_options() -> None:
     # The same bug as above, as an application meets it: nothing unusual but
-    # uvloop. A compressed message is queued in pieces (one per 1 KiB slice
-    # of the wire), so one large message fills the default max_queue (16)
-    # within a read; the rest of that read is handed to the reader, and the
-    # read uvloop makes at once after a full one overtakes it. (The interop
+    # uvloop. A compressed message used to be queued in pieces (one per 1 KiB
+    # slice of the wire), so one large message filled the default max_queue
+    # (16) within a read; the rest of that read was handed to the reader, and
+    # the read uvloop makes at once after a full one overtook it. (The interop
     # test with websockets' client fails the same way under uvloop.)
     async def echo(ws: wskit.WebSocket) -> None:
         async for message in ws:

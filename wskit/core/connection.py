@@ -86,6 +86,7 @@ class Connection:
         self._out: list[bytes] = []
         self._out_size = 0
         self._engine: FrameCodec | None = None
+        self._step: int | None = None
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         self._pending_pings: dict[bytes, float | None] = {}
         self._keepalive_payload: bytes | None = None
@@ -117,6 +118,44 @@ class Connection:
     def has_data_to_send(self) -> bool:
         """Whether :meth:`data_to_send` would return anything (owed pongs included)."""
         return bool(self._out) or bool(self._pongs_owed and self._state is State.OPEN)
+
+    @property
+    def step_budget(self) -> int | None:
+        """Bytes of message data after which one :meth:`receive_data` call stops parsing.
+
+        None (the default): every call parses all it is given. A positive
+        number: a call stops once the data pieces it produced reach it
+        (counted after inflation, plus 64 per piece), the rest of the input
+        waits in the connection (:attr:`has_pending_input`), and the next
+        call, ``receive_data(b"")`` included, parses on. Events are the same
+        either way. Set it when compression is negotiated (one read may
+        inflate ~1000x) and take the events after every call: one call then
+        produces less than the budget before its last piece, and that piece
+        is at most one frame's bytes at hand, inflated (``max_message`` at
+        most). wskit's I/O layer uses 64 KiB.
+        """
+        return self._step
+
+    @step_budget.setter
+    def step_budget(self, budget: int | None) -> None:
+        if budget is not None and (type(budget) is not int or budget < 1):
+            raise UsageError(f"step_budget must be a positive integer or None, got {budget!r}")
+        self._step = budget
+
+    @property
+    def has_pending_input(self) -> bool:
+        """Whether received bytes wait to be parsed (see :attr:`step_budget`)."""
+        engine = self._engine
+        return engine is not None and engine.has_pending_input
+
+    def take_pending_input(self) -> bytes:
+        """Return the received bytes waiting to be parsed, and forget them.
+
+        For an I/O layer that must feed them again later, itself: the next
+        :meth:`receive_data` then starts with them.
+        """
+        engine = self._engine
+        return b"" if engine is None else engine.take_pending_input()
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -156,12 +195,18 @@ class Connection:
         """Feed bytes received from the peer.
 
         Args:
-            data: any number of bytes, as they came off the transport.
+            data: any number of bytes, as they came off the transport; they
+                are parsed after any bytes still waiting (:attr:`step_budget`).
+                Empty: parse on what is waiting, if anything.
             now: the current time on the caller's clock, if at hand; it times
                 the arrival of pongs. Without it, pongs carry no round-trip
                 time and :attr:`latency` is not updated.
         """
-        if self._state is State.CLOSED or not data:
+        if self._state is State.CLOSED:
+            return
+        if not data:
+            if self._engine is not None and self._engine.has_pending_input:
+                self._receive_frames(b"", now)
             return
         if self._state is State.CONNECTING:
             self._receive_handshake(bytes(data))
@@ -186,7 +231,7 @@ class Connection:
     def _receive_frames(self, data: bytes, now: float | None = None) -> None:
         engine = self._engine
         assert engine is not None
-        for event in engine.receive(data):
+        for event in engine.receive(data, self._step):
             if isinstance(event, Message | Fragment):
                 self._events.append(event)
             elif isinstance(event, Ping):

@@ -43,7 +43,7 @@ from .frame_encoder import JOIN_BELOW, FrameEncoder
 from .masking import MaskKeys, mask
 from .reassembly import Reassembly
 
-__all__ = ["FrameCodec"]
+__all__ = ["PIECE_COST", "FrameCodec"]
 
 _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 # Codes a peer may put in a close frame: the registered ones (1014 included,
@@ -51,6 +51,10 @@ _OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
 _RECEIVABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)})
 _UINT64 = Struct("!Q")
 _Utf8Decoder = getincrementaldecoder("utf-8")
+
+PIECE_COST = 64
+"""What a data piece counts against a step's budget on top of its bytes: its
+event's own cost, so that a step of empty frames ends too."""
 
 
 class _Fail(Exception):
@@ -84,6 +88,8 @@ class FrameCodec(FrameEncoder):
         "_message",
         "_msg_opcode",
         "_opcode",
+        "_pending",
+        "_pending_at",
         "_remaining",
         "_rest",
         "_size",
@@ -119,6 +125,10 @@ class FrameCodec(FrameEncoder):
             )
         self._keys = MaskKeys() if client else None
         self._rest = b""  # an incomplete header or control frame
+        # Input a step left unparsed (receive() with a budget): all of it
+        # from _pending_at on, kept as it came rather than copied per step.
+        self._pending: bytes | None = None
+        self._pending_at = 0
         self._done = False  # a close frame or a failure ended parsing
         # The frame being received.
         self._in_frame = False
@@ -140,26 +150,68 @@ class FrameCodec(FrameEncoder):
 
     # ------------------------------------------------------------- receiving
 
-    def receive(self, data: bytes) -> list[InboundEvent]:
-        """Parse ``data`` and return what it completed, in order."""
+    @property
+    def has_pending_input(self) -> bool:
+        """Whether a step left input unparsed: ``receive(b"", budget)`` parses on."""
+        return self._pending is not None
+
+    def take_pending_input(self) -> bytes:
+        """Return the input a step left unparsed, and forget it (to feed it again later)."""
+        pending = self._pending
+        if pending is None:
+            return b""
+        self._pending = None
+        return pending[self._pending_at :]
+
+    def receive(self, data: bytes, budget: int | None = None) -> list[InboundEvent]:
+        """Parse ``data`` (after any input a step left) and return what it completed, in order.
+
+        Args:
+            data: the next bytes received (may be empty).
+            budget: None to parse everything. Else a positive number of
+                bytes: stop once the data pieces produced by this call reach
+                it, each counted after inflation plus :data:`PIECE_COST`, and
+                keep the rest of the input for the next call. A step stops
+                only between frames, so that the events are the same as
+                without a budget. So one step produces less than ``budget``
+                bytes of data before its last piece, and that piece is at most
+                what one frame's bytes at hand inflate to (``max_message`` at
+                most).
+        """
         out: list[InboundEvent] = []
         if self._done:
             return out
-        if self._rest:
+        pos = 0
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            pos = self._pending_at
+            if data:  # new bytes behind the unparsed ones: one copy, then on as usual
+                data = b"".join((memoryview(pending)[pos:], data))
+                pos = 0
+            else:
+                data = pending
+        elif self._rest:
             data = self._rest + data
             self._rest = b""
         try:
-            self._parse(data, out)
+            self._parse(data, pos, out, -1 if budget is None else budget)
         except _Fail as failed:
             self._done = True
+            self._pending = None
             out.append(Failure(failed.error))
         return out
 
-    def _parse(self, data: bytes, out: list[InboundEvent]) -> None:
-        pos = 0
+    def _parse(self, data: bytes, pos: int, out: list[InboundEvent], budget: int) -> None:
         end = len(data)
+        produced = 0  # data bytes of this step, after inflation
         while not self._done:
             if not self._in_frame:
+                if produced >= budget >= 0 and pos < end:
+                    # The step is over: the rest waits, where it is.
+                    self._pending = data
+                    self._pending_at = pos
+                    return
                 header = self._header(data, pos, end)
                 if header == 0:
                     self._rest = data[pos:]
@@ -193,7 +245,7 @@ class FrameCodec(FrameEncoder):
                 self._in_frame = False
                 self._control_frame(payload, out)
             else:
-                self._data_piece(payload, out)
+                produced += self._data_piece(payload, out) + PIECE_COST
 
     def _header(self, data: bytes, pos: int, end: int) -> int:
         """Parse a frame header at ``pos``: its length, or 0 if incomplete."""
@@ -297,10 +349,11 @@ class FrameCodec(FrameEncoder):
         inflater = self._inflater
         assert inflater is not None
         try:
-            payload = inflater.inflate(payload, self._inflate_limit())
+            if finish:  # with the tail, in one zlib call when small
+                payload = inflater.inflate_last(payload, self._inflate_limit())
+            else:
+                payload = inflater.inflate(payload, self._inflate_limit())
             self._size += len(payload)
-            if finish:
-                payload += inflater.finish_message(self._inflate_limit())
         except InflateLimitExceeded:
             raise _Fail(
                 PayloadTooBig(f"message inflates past the limit of {self._max_message} bytes")
@@ -309,7 +362,8 @@ class FrameCodec(FrameEncoder):
             raise _Fail(ProtocolError(f"invalid compressed data: {exc}", 1007)) from None
         return payload
 
-    def _data_piece(self, payload: bytes, out: list[InboundEvent]) -> None:
+    def _data_piece(self, payload: bytes, out: list[InboundEvent]) -> int:
+        """Deliver one piece of a data frame; return its size after inflation."""
         finished = self._remaining == 0
         last = finished and self._fin
         if self._compressed:
@@ -356,6 +410,7 @@ class FrameCodec(FrameEncoder):
             self._message.add(piece)
             if last:
                 out.append(Message(self._message.finish()))
+        return len(payload)
 
     def _control_frame(self, payload: bytes, out: list[InboundEvent]) -> None:
         opcode = self._opcode
