@@ -607,68 +607,6 @@ def test_arbitrary_bytes_only_inflate_or_raise(prefix, chunks, limit, bits, rese
         pass
 
 
-@st.composite
-def message_ends(draw, deflater):
-    """A message's compressed bytes and its inflated size when known: real data (perhaps
-    ended by a final block, sometimes cut short or followed by junk), or arbitrary bytes."""
-    kind = draw(st.sampled_from(["sync", "sync", "final", "junk", "cut", "arbitrary"]))
-    if kind == "arbitrary":
-        return draw(st.binary(max_size=40)), None
-    msg = draw(messages())
-    if kind == "final":  # RFC 7692 7.2.3.3: a block with BFINAL=1 ends it
-        peer = zlib.compressobj(wbits=-9)
-        return peer.compress(msg) + peer.flush(zlib.Z_FINISH), len(msg)
-    payload = deflater.compress(msg, fin=True)
-    if kind == "junk":
-        return payload + draw(st.sampled_from([b"\x00", TAIL, b"\x00" + TAIL, b"junk"])), None
-    if kind == "cut":
-        return payload[: draw(st.integers(0, len(payload)))], None
-    return payload, len(msg)
-
-
-def outcome(function, *args):
-    try:
-        return function(*args)
-    except (InflateError, InflateLimitExceeded) as exc:
-        return type(exc)
-
-
-def finish(inflater, out, limit):
-    """What inflate_last() replaces: the last chunk's output, then finish_message()."""
-    return out + inflater.finish_message(limit - len(out))
-
-
-@PROPERTY
-@given(reset=st.booleans(), count=st.integers(1, 4), data=st.data())
-def test_inflate_last_is_inflate_then_finish_message(reset, count, data):
-    # One zlib call for data + tail must behave as the two calls did, for any
-    # bytes: the same output, the same exception, the same state after (the
-    # next messages tell: they refer back to the window, or start afresh).
-    deflater = Deflater(9, mem_level=8, level=6, reset_each_message=False)
-    joined = Inflater(9, reset_each_message=reset)
-    apart = Inflater(9, reset_each_message=reset)
-    for _ in range(count):
-        payload, size = data.draw(message_ends(deflater))
-        if size is None:
-            limit = data.draw(st.sampled_from([0, 1, 100, 2**20]))
-        else:
-            limit = max(0, size + data.draw(st.sampled_from([-1, 0, 0, 1, 1000])))
-        *chunks, last = split(data.draw, payload, max_cuts=2)
-        for chunk in chunks:
-            got = outcome(joined.inflate, chunk, limit)
-            assert got == outcome(apart.inflate, chunk, limit)
-            if isinstance(got, type):
-                return  # an inflater is unusable after an exception
-            limit -= len(got)
-        got = outcome(joined.inflate_last, last, limit)
-        two = outcome(apart.inflate, last, limit)
-        if not isinstance(two, type):
-            two = outcome(finish, apart, two, limit)
-        assert got == two
-        if isinstance(got, type):
-            return
-
-
 def zeros_bomb(size=100 * MiB, bits=15):
     compressor = zlib.compressobj(9, zlib.DEFLATED, -bits, 9)
     block = bytes(MiB)

@@ -44,9 +44,6 @@ _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)  # disjoint alternatives
 _BITS = re.compile(r"[1-9][0-9]?")  # RFC 7692: decimal, no leading zeros
 
 BytesLike = bytes | bytearray | memoryview
-# Inflater.inflate_last() copies a smaller chunk to append the tail: one zlib
-# call instead of two (a larger chunk costs more to copy than the call saved).
-_JOIN_TAIL_BELOW = 64 * 1024
 
 
 def _check(name: str, value: object, low: int, high: int) -> None:
@@ -310,39 +307,6 @@ class Inflater:
             raise InflateLimitExceeded(f"message inflates past its limit of {limit} more bytes")
         if zobj.unused_data:
             raise InflateError("data after the final deflate block")
-        return out
-
-    def inflate_last(self, data: BytesLike, limit: int) -> bytes:
-        """Decompress the last chunk of a message, then end the message.
-
-        The same as :meth:`inflate` then :meth:`finish_message` with what is
-        left of ``limit`` (the same bytes, the same exceptions), but a chunk
-        under 64 KiB is inflated in one zlib call, the RFC 7692 tail appended
-        to a copy of it: most messages then cost one call instead of two.
-        """
-        zobj = self._zobj
-        if len(data) >= _JOIN_TAIL_BELOW or (zobj is not None and zobj.eof):
-            out = self.inflate(data, limit)
-            return out + self.finish_message(limit - len(out))
-        if limit < 0:
-            raise UsageError(f"limit must be >= 0, got {limit}")
-        if zobj is None:
-            zobj = self._zobj = zlib.decompressobj(-self._window_bits)
-        try:
-            out = zobj.decompress(b"".join((data, _TAIL)), limit + 1)
-        except zlib.error as exc:
-            raise InflateError(str(exc)) from None
-        if len(out) > limit or zobj.unconsumed_tail:
-            raise InflateLimitExceeded(f"message inflates past its limit of {limit} more bytes")
-        if zobj.eof:
-            # A final block (RFC 7692 7.2.3.3) may end the data itself, the
-            # tail then left unused, or end with the tail; anything else
-            # after it is corrupt, as in inflate().
-            if zobj.unused_data and zobj.unused_data != _TAIL:
-                raise InflateError("data after the final deflate block")
-            self._zobj = None
-        elif self._reset:
-            self._zobj = None
         return out
 
     def finish_message(self, limit: int) -> bytes:

@@ -349,11 +349,10 @@ class FrameCodec(FrameEncoder):
         inflater = self._inflater
         assert inflater is not None
         try:
-            if finish:  # with the tail, in one zlib call when small
-                payload = inflater.inflate_last(payload, self._inflate_limit())
-            else:
-                payload = inflater.inflate(payload, self._inflate_limit())
+            payload = inflater.inflate(payload, self._inflate_limit())
             self._size += len(payload)
+            if finish:
+                payload += inflater.finish_message(self._inflate_limit())
         except InflateLimitExceeded:
             raise _Fail(
                 PayloadTooBig(f"message inflates past the limit of {self._max_message} bytes")
