@@ -16,6 +16,10 @@ buffers), TLS (a record layer) and any other stream get None from
 
 A caller that never blocks never yields either, and would starve the other
 tasks: :meth:`DirectSocket.due_checkpoint` says when to yield anyway.
+
+The reading task may change over a connection's life (a server connection's
+handler reads in its own ``recv()`` until a reader task takes over, see
+:mod:`wskit.websocket`), but two tasks never read at once.
 """
 
 from __future__ import annotations
@@ -129,6 +133,23 @@ class DirectSocket:
             anyio.ClosedResourceError: the stream was closed while waiting.
         """
         await anyio.wait_readable(self._sock)
+
+    def close_now(self) -> None:
+        """Close the socket now, from synchronous code.
+
+        A task waiting on the socket is woken first (its wait raises
+        ``ClosedResourceError``), as Trio requires. Closing the stream later
+        is harmless: Trio's socket skips a socket already closed.
+        """
+        sock = self._sock
+        if sock.fileno() != -1:
+            anyio.notify_closing(sock)
+            sock.close()
+
+    @staticmethod
+    def time() -> float:
+        """The event loop's clock, for a parser that wants the time of a read."""
+        return anyio.current_time()
 
     def due_checkpoint(self) -> bool:
         """Count one direct operation; True once every :data:`CHECKPOINT_EVERY` of them.
