@@ -37,7 +37,14 @@ Two transports let a message skip task switches:
 * on **AnyIO's Trio socket streams**, ``send()`` and the reader write to the
   socket themselves while the writer is idle and the kernel takes it all
   (:mod:`wskit.backends.direct`), yielding now and then; what the kernel
-  refuses goes to the writer first.
+  refuses goes to the writer first. A server connection starts in **pull
+  mode**, with no reader task: the task waiting in ``recv()`` reads the
+  socket and feeds the core itself (:meth:`WebSocket._pull`), one task
+  switch per message instead of two. A reader task takes over for good
+  when someone must read while nobody is in ``recv()``: nobody was for a
+  whole :data:`AWAY_CHECK` period (checked by the timer service), a write
+  must wait, the close handshake, ``ping()``, two receivers, a full queue
+  or a plugin's reply (:meth:`WebSocket.start`).
 
 Either way, the answers to a burst of queued messages leave in one write.
 Nothing on the data path allocates a synchronization primitive per message:
