@@ -1303,7 +1303,7 @@ class WebSocket:
         ):
             # Trio's rule (a cancelled call raises), checked before the core
             # takes the message: the direct write below may never wait.
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await sock.checkpoint_if_cancelled()
         else:
             sock = None
         try:
