@@ -508,9 +508,10 @@ class WebSocket:
                         self._after_core_call()
                     return
                 self._consume(data)  # pongs and close echoes leave from here too
-                if not queue and sock.due_checkpoint():
-                    # Bytes without a message (pings, say) keep coming: let
-                    # other tasks have a turn. Shielded: nothing read is lost.
+                if sock.due_checkpoint():
+                    # The kernel kept having bytes, so nothing here waited: let
+                    # other tasks have a turn (a handler that only receives
+                    # would never yield). Shielded: what was read is queued.
                     await anyio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self._puller = False
