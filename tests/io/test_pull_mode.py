@@ -434,3 +434,30 @@ async def test_a_send_stuck_on_a_peer_that_does_not_read_still_sees_its_close(
                         await anyio.sleep(0.01)
                 client.reset_on_close()
     assert isinstance(outcome[0], ConnectionClosed)
+
+
+async def test_a_short_ping_timeout_gets_a_reader_from_the_start(
+    anyio_backend_name: str, readers: list[WebSocket]
+) -> None:
+    handlers = Handlers()
+
+    async def echo(ws: WebSocket) -> None:
+        handlers.add(ws)
+        async for message in ws:
+            await ws.send(message)
+
+    with anyio.fail_after(10):
+        # A pong may wait two away periods to be read in pull mode: too long
+        # for a 0.15 s timeout, so this connection reads with a task.
+        async with wskit.serve(
+            echo, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.15
+        ) as server:
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}", ping_interval=None) as ws:
+                await ws.send("one")
+                assert await ws.recv() == "one"
+                server_ws = await handlers.first()
+                assert readers.count(server_ws) == (anyio_backend_name == "trio")
+                await anyio.sleep(0.5)  # ten keepalive rounds, each pong in time
+                assert server_ws.state is State.OPEN
+                await ws.send("two")
+                assert await ws.recv() == "two"
