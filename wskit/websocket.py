@@ -1172,7 +1172,8 @@ class WebSocket:
             while True:
                 if self._pulling and not queue:
                     await self._pull()  # pull mode: this task reads (see start())
-                piece = await queue.get()
+                # What the pull delivered is taken without a coroutine.
+                piece = queue.get_nowait() or await queue.get()
                 if not self._skip_rest:
                     return piece
                 self._skip_rest = not piece[1]
