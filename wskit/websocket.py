@@ -37,7 +37,14 @@ Two transports let a message skip task switches:
 * on **AnyIO's Trio socket streams**, ``send()`` and the reader write to the
   socket themselves while the writer is idle and the kernel takes it all
   (:mod:`wskit.backends.direct`), yielding now and then; what the kernel
-  refuses goes to the writer first.
+  refuses goes to the writer first. A server connection starts in **pull
+  mode**, with no reader task: the task waiting in ``recv()`` reads the
+  socket and feeds the core itself (:meth:`WebSocket._pull`), one task
+  switch per message instead of two. A reader task takes over for good
+  when someone must read while nobody is in ``recv()``: nobody was for a
+  whole :data:`AWAY_CHECK` period (checked by the timer service), a write
+  must wait, the close handshake, ``ping()``, two receivers, a full queue
+  or a plugin's reply (:meth:`WebSocket.start`).
 
 Either way, the answers to a burst of queued messages leave in one write.
 Nothing on the data path allocates a synchronization primitive per message:
@@ -55,7 +62,7 @@ import contextlib
 import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from typing import Any, cast, final
+from typing import Any, Protocol, cast, final
 
 import anyio
 import anyio.abc
@@ -100,6 +107,17 @@ __all__ = ["WebSocket"]
 READ_SIZE = 262144
 """Bytes asked of the transport per read: large reads amortize the per-call cost."""
 
+AWAY_CHECK = 0.1
+"""Seconds between checks that someone reads a server connection in pull mode
+(on Trio, where the task in ``recv()`` reads the socket itself): once nobody
+has been in ``recv()`` for a whole period, a reader task takes over. So bytes
+(a ping, a close frame) wait at most twice this before they are read."""
+
+PULL_MIN_PING_TIMEOUT = 1.0
+"""Pull mode needs a keepalive ``ping_timeout`` at least this long (or none):
+a pong may wait ``2 * AWAY_CHECK`` to be read, which must not fail the
+connection. Shorter timeouts get a reader task from the start."""
+
 # 1005: a close frame without a code, which is how a browser's plain close() ends.
 _NORMAL_CLOSURES = frozenset({1000, 1001, 1005})
 
@@ -127,6 +145,8 @@ class WebSocket:
     __slots__ = (
         "__weakref__",  # the timer service holds connections weakly
         "_assembling",
+        "_away_check",
+        "_back",
         "_callbacks",
         "_check",
         "_close_plans",
@@ -152,6 +172,8 @@ class WebSocket:
         "_pause",
         "_piece_stream",
         "_pings",
+        "_puller",
+        "_pulling",
         "_queue",
         "_read_scope",
         "_receiving",
@@ -264,6 +286,14 @@ class WebSocket:
         self._handoff_data = b""  # and the bytes it had not fed to the core yet
         # Served from the lean stream's callbacks, with no reader task (see start()).
         self._callbacks = False
+        # Pull mode (Trio, see start()): no reader task; the task in recv()
+        # reads the socket. _puller: a task is reading in _pull() now.
+        self._pulling = False
+        self._puller = False
+        # When the next away check is due (inf: none pending), and whether a
+        # recv() has read since the last one (see _check_away()).
+        self._away_check = math.inf
+        self._back = False
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
@@ -363,7 +393,26 @@ class WebSocket:
         to leave. A task starts only for what needs a wait: a full queue,
         a plugin's reply, a close frame that has to drain. Elsewhere this
         starts :meth:`run` in ``tasks``.
+
+        On a Trio socket (:mod:`wskit.backends.direct`), a server connection
+        starts in pull mode, with no reader task either: the task that waits
+        in ``recv()`` reads the socket and feeds the core itself
+        (:meth:`_pull`), so a message costs one task switch, not two. A
+        reader task takes over for good when something needs the socket read
+        while nobody is in ``recv()`` (:meth:`_want_reader`): nobody was for
+        a whole :data:`AWAY_CHECK` period, a write must wait, the close
+        handshake, a ``ping()``, two tasks receiving at once, a full queue
+        or a plugin's reply.
         """
+        if self._may_pull():
+            self._tasks = tasks
+            self._timers = timers
+            self._pulling = True
+            self._back = True  # the handler is about to call recv(): one period of grace
+            if self._wake_writer.is_set():  # woken before start()
+                self._kick_writer()
+            self._arm_away()
+            return
         direct = self._direct
         if (
             direct is None
@@ -379,6 +428,125 @@ class WebSocket:
         if self._wake_writer.is_set():  # woken before start()
             self._kick_writer()
         self._poke_timer()
+
+    def _may_pull(self) -> bool:
+        """Whether this connection can start in pull mode (see :meth:`start`)."""
+        conn = self._conn
+        config = conn.config
+        timeout = config.ping_timeout
+        return (
+            self._sock is not None
+            and self._waker is not None  # to wake a recv() waiting for bytes at the end
+            and not isinstance(conn, ClientConnection)  # it waits for the server's EOF
+            and not self._early_events
+            and (
+                config.ping_interval is None or timeout is None or timeout >= PULL_MIN_PING_TIMEOUT
+            )
+        )
+
+    def _want_reader(self) -> None:
+        """Leave pull mode: a reader task reads from now on (started at once, or by the puller)."""
+        if not self._pulling:
+            return
+        self._pulling = False
+        self._away_check = math.inf  # a pending entry finds nothing to do
+        if not self._puller:
+            self._start_reader()
+        # else the task in _pull() is waiting on the socket: two waiters would
+        # clash (Trio allows one), so it starts the reader as it leaves.
+
+    def _start_reader(self) -> None:
+        tasks = self._tasks
+        if tasks is not None and not self._finished:
+            tasks.start_soon(self._drive)
+
+    def _arm_away(self) -> None:
+        """Schedule the next away check (pull mode; one clock read per period, not per message)."""
+        self._away_check = anyio.current_time() + AWAY_CHECK
+        self._poke_timer()
+
+    def _check_away(self, now: float) -> None:
+        """The away check: start the reader if nobody read for a whole period."""
+        if not self._pulling or self._puller:
+            return  # a task is in recv() now: it arms the next check as it leaves
+        if self._back:
+            # A recv() read since the last check: maybe just now. Look again
+            # one period later (so nobody reads for at most two periods).
+            self._back = False
+            self._away_check = now + AWAY_CHECK
+            return
+        self._want_reader()
+
+    async def _pull(self) -> None:
+        """Pull mode: read the socket in this task until a piece is queued or the connection ends.
+
+        Bytes read are fed to the core before any checkpoint, so a cancelled
+        ``recv()`` loses nothing: their messages are queued, and the events
+        that need a task go to the reader with :meth:`_hand_over`.
+        """
+        if self._puller:
+            # Another task is reading: a reader task takes over, for both.
+            self._want_reader()
+            return
+        sock = self._sock
+        assert sock is not None
+        queue = self._queue
+        terminated = self._terminated
+        self._puller = True
+        try:
+            while self._pulling and not queue and not terminated.is_set():
+                try:
+                    data = sock.try_receive(READ_SIZE)
+                    if data is None:
+                        self._receiving = True  # the end wakes us (see _handle)
+                        try:
+                            await sock.wait_readable()
+                        finally:
+                            self._receiving = False
+                        continue
+                except TRANSPORT_ENDED:
+                    if not terminated.is_set():  # else woken by the end
+                        self._eof = True
+                        self._conn.receive_eof()
+                        self._after_core_call()
+                    return
+                self._consume(data)  # pongs and close echoes leave from here too
+                if sock.due_checkpoint():
+                    # The kernel kept having bytes, so nothing here waited: let
+                    # other tasks have a turn (a handler that only receives
+                    # would never yield). Shielded: what was read is queued.
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._puller = False
+            self._back = True
+            if not self._pulling:
+                self._start_reader()  # wanted while we read
+            elif terminated.is_set():
+                self._finish_pulled()
+            elif self._away_check == math.inf:
+                self._arm_away()
+
+    def _finish_pulled(self) -> None:
+        """After the end in pull mode: close now if nothing waits to leave, else the closer does."""
+        self._pulling = False
+        self._away_check = math.inf
+        sock = self._sock
+        assert sock is not None
+        if self._writer_started or self._writing or self._tail or not self._write_directly(sock):
+            # The closer waits for the rest to leave, within close_timeout
+            # (the reader's loop returns at once: the core has terminated).
+            self._start_reader()
+            return
+        self._close_pulled(sock)
+
+    def _close_pulled(self, sock: DirectSocket) -> None:
+        """Close the transport from pull mode, and mark the connection closed."""
+        self._pulling = False
+        self._tasks = None
+        sock.close_now()
+        self._closed.set()
+        self._finished = True
+        self._wake_writer.set()  # a writer waiting for work returns
 
     def _transport_ended(self) -> None:
         """The lean stream's read side ended (callback mode): the connection ends."""
@@ -408,9 +576,18 @@ class WebSocket:
     def _abort(self) -> None:
         """End the connection now, closing its transport (a server's shutdown deadline passed).
 
-        Only needed in callback mode: a connection with a task of its own
-        ends when that task is cancelled.
+        Only needed in callback and pull mode: a connection with a task of
+        its own ends when that task is cancelled.
         """
+        if self._pulling:
+            self._pulling = False  # nothing starts from here on (the group may be gone)
+            if self._end is None:
+                self._conn.receive_eof()  # reported as 1006
+                self._after_core_call()
+            sock = self._sock
+            assert sock is not None
+            self._close_pulled(sock)  # wakes a recv() waiting for bytes
+            return
         if not self._callbacks:
             return
         if self._end is None:
@@ -475,6 +652,9 @@ class WebSocket:
     def _start_writer(self, tasks: anyio.abc.TaskGroup) -> None:
         self._writer_started = True
         tasks.start_soon(self._writer)
+        # A write that waits for the peer: the peer may wait for us to read
+        # (both sides writing), so someone must read while the handler waits.
+        self._want_reader()
 
     def _poke_timer(self) -> None:
         """Schedule the connection's next deadline if it is earlier than the one scheduled."""
@@ -485,6 +665,9 @@ class WebSocket:
         if self._close_plans:
             planned = min(plan[0] for plan in self._close_plans.values())
             deadline = planned if deadline is None else min(deadline, planned)
+        away = self._away_check
+        if away != math.inf:
+            deadline = away if deadline is None else min(deadline, away)
         if deadline is None or deadline >= self._timer_deadline:
             return
         if deadline == 0.0:
@@ -508,9 +691,22 @@ class WebSocket:
     def on_timer(self, now: float) -> None:
         """Called by the timer service once the scheduled deadline has passed."""
         self._timer_deadline = math.inf
+        if self._away_check <= now:
+            self._away_check = math.inf
+            self._check_away(now)
+            if not self._core_due(now):
+                self._poke_timer()  # only the away check was due: cheap
+                return
         self._close_if_planned(now)
         self._conn.tick(now)
         self._after_core_call()
+
+    def _core_due(self, now: float) -> bool:
+        """Whether the core's deadline or a close plan has come."""
+        deadline = self._conn.next_deadline()
+        if deadline is not None and deadline <= now:
+            return True
+        return any(plan[0] <= now for plan in self._close_plans.values())
 
     def _handle(self, event: object) -> None:
         if isinstance(event, Message | Fragment):
@@ -540,6 +736,11 @@ class WebSocket:
             for done, _, _ in self._pings.values():
                 done.set()
             self._wake_senders()
+            self._away_check = math.inf
+            if self._pulling and not self._puller:
+                # Nobody in recv() to see the end (a timeout, a failed
+                # write): close now, or start the closer.
+                self._finish_pulled()
 
     def _pong(self, pong: Pong) -> None:
         # The core says which pings this pong answers: its own and every
@@ -632,15 +833,17 @@ class WebSocket:
             woke_handler = was_empty and bool(self._queue)
 
     def _consume(self, data: bytes) -> None:
-        """Parse bytes in the lean stream's callback while the reader waits; deliver what can be.
+        """Parse bytes with no reader task; deliver what can be.
 
-        What would need a wait (a full queue, a plugin verdict other than
-        pass, drop or close, a message in several pieces under plugins)
-        goes to the reader with the events after it, in order, and with
-        the bytes not fed yet; the reader is woken for it, and until then,
-        bytes queue in the stream.
+        Called from the lean stream's callback while the reader waits (or
+        none runs), and by :meth:`_pull` in pull mode. What would need a
+        wait (a full queue, a plugin verdict other than pass, drop or close,
+        a message in several pieces under plugins) goes to the reader with
+        the events after it, in order, and with the bytes not fed yet; the
+        reader is woken or started for it, and until then, bytes queue in
+        the stream or the kernel.
         """
-        direct = self._direct
+        direct: _Clock | None = self._direct if self._direct is not None else self._sock
         assert direct is not None
         fed = self._consume_piece(data, direct)
         if self._slice:
@@ -654,8 +857,12 @@ class WebSocket:
         self._flush_soon()
         self._poke_timer()
 
-    def _consume_piece(self, data: bytes, direct: LeanStream) -> bool:
-        """Feed ``data`` and deliver its events; False if some were handed to the reader."""
+    def _consume_piece(self, data: bytes, direct: _Clock) -> bool:
+        """Feed ``data`` and deliver its events; False if some were handed to the reader.
+
+        Called by the lean stream's callback and by :meth:`_pull`;
+        ``direct`` tells the time of the read.
+        """
         conn = self._conn
         conn.receive_data(data, now=direct.time())
         events = conn.events()
@@ -690,7 +897,6 @@ class WebSocket:
 
     def _hand_over(self, events: list[Event], start: int, reply: Verdict | None = None) -> bool:
         """Leave ``events[start:]`` (after a verdict to act on) to the reader, and wake it."""
-        assert self._direct is not None
         rest: list[Event | _Verdict] = [] if reply is None else [_Verdict(reply)]
         rest.extend(events[start:])
         self._handoff = rest
@@ -699,7 +905,10 @@ class WebSocket:
             tasks = self._tasks
             assert tasks is not None
             tasks.start_soon(self._drive)
+        elif self._pulling:  # called by the puller: the reader starts as it leaves
+            self._want_reader()
         else:
+            assert self._direct is not None
             self._direct.wake_receiver()
         return False
 
@@ -959,14 +1168,18 @@ class WebSocket:
 
     async def _next_piece(self, reader: object = None) -> Piece:
         self._abandon_piece_stream(reader)
+        queue = self._queue
         try:
-            piece = await self._queue.get()
-            while self._skip_rest:
+            while True:
+                if self._pulling and not queue:
+                    await self._pull()  # pull mode: this task reads (see start())
+                # What the pull delivered is taken without a coroutine.
+                piece = queue.get_nowait() or await queue.get()
+                if not self._skip_rest:
+                    return piece
                 self._skip_rest = not piece[1]
-                piece = await self._queue.get()
         except anyio.EndOfStream:
             raise self._closed_error() from None
-        return piece
 
     async def recv(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -1093,7 +1306,7 @@ class WebSocket:
         ):
             # Trio's rule (a cancelled call raises), checked before the core
             # takes the message: the direct write below may never wait.
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await sock.checkpoint_if_cancelled()
         else:
             sock = None
         try:
@@ -1180,6 +1393,7 @@ class WebSocket:
         rtt: list[float] = []
         self._pings[payload] = (done, rtt, anyio.current_time())
         self._flush_soon()
+        self._want_reader()  # the pong must be read while we wait
         try:
             await done.wait()
         finally:
@@ -1216,6 +1430,7 @@ class WebSocket:
             self._after_core_call()
             if self._pause is not None:
                 self._pause.cancel()  # read on, to the peer's close frame
+            self._want_reader()  # and someone must read it
 
     def close_after(
         self, delay: float | None, code: int = 1000, reason: str = "", *, key: object = None
@@ -1240,11 +1455,21 @@ class WebSocket:
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and its transport released."""
+        if not self._terminated.is_set():
+            self._want_reader()  # the end comes from the peer: someone must read
         await self._closed.wait()
 
     def __repr__(self) -> str:
         peer = self._transport.peer
         return f"<WebSocket {self._conn.state.value} peer={peer!r}>"
+
+
+class _Clock(Protocol):
+    """What tells :meth:`WebSocket._consume_piece` the time: a lean stream or a direct socket."""
+
+    def time(self) -> float:
+        """The event loop's clock."""
+        ...  # pragma: no cover
 
 
 @final

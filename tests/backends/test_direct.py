@@ -234,3 +234,47 @@ def test_a_checkpoint_is_due_once_every_checkpoint_every_operations(operations: 
     # Never two in a row: between two checkpoints, CHECKPOINT_EVERY - 1 free operations.
     positions = [i for i, flag in enumerate(due) if flag]
     assert all(b - a == CHECKPOINT_EVERY for a, b in itertools.pairwise(positions))
+
+
+async def test_close_now_wakes_a_waiting_reader_and_the_stream_closes_after(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return  # asyncio: nothing qualifies (checked above)
+            woken: list[BaseException] = []
+
+            async def wait() -> None:
+                try:
+                    await direct.wait_readable()
+                except anyio.ClosedResourceError as exc:
+                    woken.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await anyio.sleep(0.01)  # the reader waits now
+                direct.close_now()
+            assert len(woken) == 1
+            assert direct.raw_socket.fileno() == -1
+            direct.close_now()  # again: nothing to do
+            await server.aclose()  # the stream's own close skips a closed socket
+            with pytest.raises(anyio.EndOfStream):
+                await client.receive()  # the peer sees the close
+
+
+async def test_time_and_cancellation_check_follow_the_loop(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (_, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            before = anyio.current_time()
+            assert before <= direct.time() <= anyio.current_time()
+            await direct.checkpoint_if_cancelled()  # not cancelled: returns
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await direct.checkpoint_if_cancelled()
+                raise AssertionError("a cancelled caller must not get past the check")
+            assert scope.cancelled_caught

@@ -16,16 +16,23 @@ buffers), TLS (a record layer) and any other stream get None from
 
 A caller that never blocks never yields either, and would starve the other
 tasks: :meth:`DirectSocket.due_checkpoint` says when to yield anyway.
+
+The reading task may change over a connection's life (a server connection's
+handler reads in its own ``recv()`` until a reader task takes over, see
+:mod:`wskit.websocket`), but two tasks never read at once.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from typing import final
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import cast, final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 __all__ = ["CHECKPOINT_EVERY", "MAX_BUFFERS", "DirectSocket", "remainder"]
 
@@ -54,11 +61,19 @@ class DirectSocket:
     :meth:`try_send`): the bytes' order is the caller's to keep.
     """
 
-    __slots__ = ("_immediate", "_sock")
+    __slots__ = ("_clock", "_immediate", "_sock", "_trio")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._immediate = 0  # direct operations since the last checkpoint
+        # Only Trio's streams qualify (see of()): its clock and its waits are
+        # called directly, without AnyIO's look-up of the running backend on
+        # every call (a few % of the CPU per message with many connections).
+        trio = sys.modules.get("trio")
+        self._trio: ModuleType | None = trio
+        self._clock = cast(
+            "Callable[[], float]", trio.current_time if trio is not None else anyio.current_time
+        )
 
     @staticmethod
     def of(stream: anyio.abc.AnyByteStream) -> DirectSocket | None:
@@ -128,7 +143,42 @@ class DirectSocket:
         Raises:
             anyio.ClosedResourceError: the stream was closed while waiting.
         """
-        await anyio.wait_readable(self._sock)
+        trio = self._trio
+        if trio is None:
+            await anyio.wait_readable(self._sock)
+            return
+        try:
+            await trio.lowlevel.wait_readable(self._sock)
+        except trio.ClosedResourceError:
+            raise anyio.ClosedResourceError from None
+
+    def close_now(self) -> None:
+        """Close the socket now, from synchronous code.
+
+        A task waiting on the socket is woken first (its wait raises
+        ``ClosedResourceError``), as Trio requires. Closing the stream later
+        is harmless: Trio's socket skips a socket already closed.
+        """
+        sock = self._sock
+        if sock.fileno() != -1:
+            anyio.notify_closing(sock)
+            sock.close()
+
+    async def checkpoint_if_cancelled(self) -> None:
+        """Raise if the calling task is cancelled; otherwise return without yielding.
+
+        Trio's rule for a call that may not wait: it still raises when
+        cancelled. For a caller that then writes with :meth:`try_send`.
+        """
+        trio = self._trio
+        if trio is None:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+
+    def time(self) -> float:
+        """The event loop's clock, for a parser that wants the time of a read."""
+        return self._clock()
 
     def due_checkpoint(self) -> bool:
         """Count one direct operation; True once every :data:`CHECKPOINT_EVERY` of them.
