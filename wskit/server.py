@@ -30,7 +30,7 @@ from .backends.lean import LeanStream, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners, fast_accept
-from .backends.transport import describe, wrap_server_tls
+from .backends.transport import describe, raw_socket, wrap_server_tls
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, State, Terminated
 from .errors import ConnectionClosed, UsageError
@@ -299,13 +299,12 @@ class Server:
                 continue
             if self._ssl is None and not isinstance(stream, LeanStream):
                 stream = lean_stream(stream)
-            raw: socket.socket | None
-            if isinstance(stream, LeanStream):
-                raw = stream.raw_socket  # without AnyIO's attribute table
-            else:
-                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-            if raw is not None:
-                configure_accepted(raw, self._tcp_keepalive)
+            # Every accept() here set TCP_NODELAY already (AnyIO's, and
+            # lean_accept()'s); only keepalive, when asked for, is left to set.
+            if self._tcp_keepalive is not None:
+                raw = raw_socket(stream)
+                if raw is not None:
+                    configure_accepted(raw, self._tcp_keepalive)
             self._active += 1
             self._tasks.start_soon(self._connection, stream)
 

@@ -228,6 +228,14 @@ class LeanStream(anyio.abc.SocketStream):
         """The socket under the transport (AnyIO's ``SocketAttribute.raw_socket``)."""
         return self._sock
 
+    def transport_info(self, name: str) -> Any:
+        """What asyncio's transport knows as ``name`` (``"peername"``, ``"sockname"``).
+
+        The transport read the addresses once, when it was made: asking it
+        costs no system call, where AnyIO's ``extra()`` (and the socket) do.
+        """
+        return self._transport_.get_extra_info(name)
+
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return up to ``max_bytes`` bytes, waiting until some arrive.
 
@@ -537,6 +545,12 @@ def lean_accept(
             with contextlib.suppress(ValueError, NotImplementedError, OSError):
                 loop.remove_reader(raw)
             raise
+        if sock.proto != socket.IPPROTO_TCP:
+            # asyncio sets TCP_NODELAY only on sockets made with
+            # IPPROTO_TCP: not on MPTCP ones, nor on those of a listener made
+            # with protocol 0 (serve(sock=...)). AnyIO's accept() sets it on all.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
         except BaseException:
