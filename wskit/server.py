@@ -11,6 +11,7 @@ returns within ``close_timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
@@ -24,6 +25,8 @@ import anyio
 import anyio.abc
 
 from ._groups import exit_unwrapped
+from ._opening import Opening, stream_interrupter
+from ._spawn import Spawn, task_spawner
 from ._timers import Timers
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream, lean_stream
@@ -54,6 +57,9 @@ ProcessRequest = Callable[[Request], Awaitable[Response | None]]
 """A hook that sees every request first: return a Response to answer it instead
 of upgrading (health checks, refusals), or None to go on. Plain HTTP requests
 (``request.upgrade`` is False) that get None are answered 426."""
+
+# Stands for a cancel scope where none is needed (reusable: it keeps no state).
+_NO_SCOPE = contextlib.nullcontext()
 
 _UPGRADE_REQUIRED = Response.text(
     426,
@@ -110,6 +116,7 @@ class Server:
         self._connections: set[WebSocket] = set()
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._spawn: Spawn | None = None  # starts connection tasks in _tasks (see _spawn.py)
         # Connection tasks live in their own scope, run by a background task:
         # cancelling it on shutdown must not cancel the body of ``async with serve()``.
         # Shielded: when the task running ``async with serve()`` is cancelled,
@@ -127,7 +134,13 @@ class Server:
         # wait_closed() waits, which any number of tasks may do.
         self._handlers_done: anyio.Event | None = None
         self._active = 0
-        self._handshakes: set[anyio.CancelScope] = set()
+        # What bounds each handshake in progress, to drop them all on close().
+        self._handshakes: set[Opening | anyio.CancelScope] = set()
+        # Whether a handshake may await code of the user's (a plugin's
+        # on_handshake, process_request): that part needs a cancel scope.
+        self._hooks_wait = process_request is not None or any(
+            type(plugin).on_handshake is not Plugin.on_handshake for plugin in plugins
+        )
         self._shields: set[anyio.CancelScope] = set()
 
     # ------------------------------------------------------------ properties
@@ -186,10 +199,16 @@ class Server:
     async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         try:
             with self._connection_scope:
-                async with anyio.create_task_group() as connections:
+                async with (
+                    anyio.create_task_group() as connections,
+                    task_spawner(connections) as spawn,
+                ):
                     self._tasks = connections
-                    connections.start_soon(self._timers.run)
-                    connections.start_soon(self._accept_all)
+                    self._spawn = spawn
+                    # In the nursery on Trio: the timer service, which runs
+                    # until shutdown, keeps it open to new connections till then.
+                    spawn(self._timers.run)
+                    spawn(self._accept_all)
                     task_status.started()
         finally:
             self._abort_connections()  # those served from callbacks have no task to cancel
@@ -235,8 +254,8 @@ class Server:
             self._stopped.set()
         # A connection still in its opening handshake would be refused anyway:
         # drop it now rather than let it hold shutdown until open_timeout.
-        for scope in self._handshakes:
-            scope.cancel()
+        for bound in list(self._handshakes):
+            self._stop_handshake(bound)
         for ws in list(self._connections):
             ws._start_closing(1001, "server shutting down")
 
@@ -285,7 +304,7 @@ class Server:
                     loops.start_soon(self._accept_loop, listener)
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        assert self._tasks is not None
+        assert self._spawn is not None
         # TLS stays on AnyIO's streams; a plain server accepts lean streams
         # directly where it can (asyncio), else moves them over below.
         accept = listener.accept if self._ssl is not None else fast_accept(listener)
@@ -306,7 +325,7 @@ class Server:
                 if raw is not None:
                     configure_accepted(raw, self._tcp_keepalive)
             self._active += 1
-            self._tasks.start_soon(self._connection, stream)
+            self._spawn(self._connection, stream)
 
     # ------------------------------------------------------------ connection
 
@@ -350,31 +369,55 @@ class Server:
                 done.set()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
-        """Read the request and answer it, all within open_timeout; None when refused."""
+        """Read the request and answer it, all within open_timeout; None when refused.
+
+        The bound is kept by the server's timer service where the stream can
+        be interrupted from outside (see :mod:`wskit._opening`): no cancel
+        scope then, but around the hooks that may await anything. Elsewhere
+        (TLS, in-memory streams) one scope bounds the whole handshake.
+        """
         conn = ServerConnection(self._config, http_requests=True)
         ws: WebSocket | None = None
         handshake: Handshake | None = None
         passed: list[Plugin] = []
         timeout = self._options.open_timeout
-        scope = anyio.move_on_after(math.inf if timeout is None else timeout)
-        self._handshakes.add(scope)
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        interrupt = None if self._ssl is not None else stream_interrupter(stream)
+        opening: Opening | None = None
+        scope: anyio.CancelScope | None = None  # the whole handshake's, or the hooks'
+        if interrupt is not None:
+            opening = Opening(interrupt)
+            if deadline != math.inf:
+                opening.start(self._timers, deadline)
+            bound: Opening | anyio.CancelScope = opening
+        else:
+            bound = scope = anyio.CancelScope(deadline=deadline)
+        self._handshakes.add(bound)
         if self._closing.is_set():
-            scope.cancel()
+            self._stop_handshake(bound)
         try:
-            with scope:
+            with _NO_SCOPE if scope is None else scope:
                 if self._ssl is not None:
                     stream = await wrap_server_tls(stream, self._ssl)
-                request = await self._read_request(stream, conn)
+                request = await self._read_request(stream, conn, opening)
                 if request is None or self._closing.is_set():
                     return None
                 handshake = Handshake(request, await describe(stream))
                 response = None
-                if request.upgrade:
-                    # Policy first: a refused client costs no application code.
-                    response, passed = await self._plugins.handshake(handshake)
-                    request = handshake.request  # a plugin may have hidden parts of it
-                if response is None and self._process_request is not None:
-                    response = await self._process_request(request)
+                hooks: contextlib.AbstractContextManager[object] = _NO_SCOPE
+                if self._hooks_wait and opening is not None:
+                    # Hooks may await anything, which no stream interrupt ends.
+                    hooks = scope = anyio.CancelScope(deadline=deadline)
+                    self._handshakes.add(scope)
+                with hooks:
+                    if request.upgrade:
+                        # Policy first: a refused client costs no application code.
+                        response, passed = await self._plugins.handshake(handshake)
+                        request = handshake.request  # a plugin may have hidden parts of it
+                    if response is None and self._process_request is not None:
+                        response = await self._process_request(request)
+                if scope is not None and scope.cancel_called:
+                    return None
                 if not request.upgrade:
                     response = response or _UPGRADE_REQUIRED
                 if response is not None:
@@ -385,7 +428,11 @@ class Server:
                     self._select_subprotocol(request),
                     (*self._extra_headers, *handshake.response_headers),
                 )
+                if opening is not None and opening.interrupted:
+                    return None
                 await stream.send(conn.data_to_send())
+                if opening is not None and opening.interrupted:
+                    return None
                 ws = WebSocket(
                     conn,
                     stream,
@@ -397,10 +444,9 @@ class Server:
                     context=handshake.context,
                     message_check=self._message_check,
                 )
-            if scope.cancelled_caught and not self._closing.is_set():
-                logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
         except TRANSPORT_ENDED as exc:
-            logger.debug("handshake failed: %r", exc)
+            if opening is None or not opening.interrupted:
+                logger.debug("handshake failed: %r", exc)
         except Exception:
             logger.exception("the opening handshake failed unexpectedly: answering 500")
             if conn.request is not None and conn.events() == [] and ws is None:
@@ -409,16 +455,34 @@ class Server:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await stream.send(conn.data_to_send())
         finally:
-            self._handshakes.discard(scope)
+            self._handshakes.discard(bound)
+            if opening is not None:
+                opening.finish()
+                if scope is not None:
+                    self._handshakes.discard(scope)
+            timed_out = (opening is not None and opening.expired) or (
+                scope is not None and scope.cancelled_caught
+            )
             if ws is None:
+                if timed_out and not self._closing.is_set():
+                    logger.info(
+                        "handshake not completed within open_timeout (%s s): dropped", timeout
+                    )
                 if handshake is not None:
                     self._plugins.refused(handshake, passed)
                 with anyio.CancelScope(shield=True):
                     await aclose_quietly(stream)
         return ws
 
+    def _stop_handshake(self, bound: Opening | anyio.CancelScope) -> None:
+        """Drop a handshake in progress (the server is closing)."""
+        if isinstance(bound, Opening):
+            bound.stop()
+        else:
+            bound.cancel()
+
     async def _read_request(
-        self, stream: anyio.abc.ByteStream, conn: ServerConnection
+        self, stream: anyio.abc.ByteStream, conn: ServerConnection, opening: Opening | None
     ) -> Request | None:
         while True:
             try:
@@ -427,6 +491,9 @@ class Server:
                 conn.receive_eof()
             else:
                 conn.receive_data(data)
+            if opening is not None and opening.interrupted:
+                # Interrupted while not waiting: the next receive would not be.
+                return None
             answer = conn.data_to_send()
             if answer:  # a refusal (414, 431, 400, ...)
                 await stream.send(answer)
