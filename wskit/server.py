@@ -28,6 +28,7 @@ from ._groups import exit_unwrapped
 from ._opening import Opening, stream_interrupter
 from ._spawn import Spawn, task_spawner
 from ._timers import Timers
+from .backends.direct import DirectSocket
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
@@ -399,7 +400,11 @@ class Server:
             with _NO_SCOPE if scope is None else scope:
                 if self._ssl is not None:
                     stream = await wrap_server_tls(stream, self._ssl)
-                request = await self._read_request(stream, conn, opening)
+                # On Trio's socket streams, bytes already there are read, and
+                # answers the kernel takes at once written, without the
+                # scheduler pass Trio adds to every call of the stream's.
+                direct = None if opening is None else DirectSocket.of(stream)
+                request = await self._read_request(stream, conn, opening, direct)
                 if request is None or self._closing.is_set():
                     return None
                 handshake = Handshake(request, await describe(stream))
@@ -422,7 +427,7 @@ class Server:
                     response = response or _UPGRADE_REQUIRED
                 if response is not None:
                     conn.respond(response.status, response.headers, response.body)
-                    await stream.send(conn.data_to_send())
+                    await _send(stream, direct, conn.data_to_send())
                     return None
                 conn.accept(
                     self._select_subprotocol(request),
@@ -430,7 +435,7 @@ class Server:
                 )
                 if opening is not None and opening.interrupted:
                     return None
-                await stream.send(conn.data_to_send())
+                await _send(stream, direct, conn.data_to_send())
                 if opening is not None and opening.interrupted:
                     return None
                 ws = WebSocket(
@@ -482,11 +487,18 @@ class Server:
             bound.cancel()
 
     async def _read_request(
-        self, stream: anyio.abc.ByteStream, conn: ServerConnection, opening: Opening | None
+        self,
+        stream: anyio.abc.ByteStream,
+        conn: ServerConnection,
+        opening: Opening | None,
+        direct: DirectSocket | None,
     ) -> Request | None:
         while True:
             try:
-                data = await stream.receive(READ_SIZE)
+                if direct is None:
+                    data = await stream.receive(READ_SIZE)
+                else:
+                    data = await _receive_direct(direct)
             except anyio.EndOfStream:
                 conn.receive_eof()
             else:
@@ -496,7 +508,7 @@ class Server:
                 return None
             answer = conn.data_to_send()
             if answer:  # a refusal (414, 431, 400, ...)
-                await stream.send(answer)
+                await _send(stream, direct, answer)
             events = conn.events()
             for event in events:
                 if isinstance(event, Terminated):
@@ -555,6 +567,25 @@ class Server:
             raise
         finally:
             self._connections.discard(ws)
+
+
+async def _receive_direct(direct: DirectSocket) -> bytes:
+    """Read what the kernel holds, waiting only when it holds nothing."""
+    while True:
+        data = direct.try_receive(READ_SIZE)
+        if data is not None:
+            return data
+        await direct.wait_readable()
+
+
+async def _send(stream: anyio.abc.ByteStream, direct: DirectSocket | None, data: bytes) -> None:
+    """Send ``data``, writing directly what the kernel takes at once (all of it, as a rule)."""
+    if direct is not None:
+        taken = direct.try_send((data,))
+        if taken == len(data):
+            return
+        data = data[taken:]  # a failure took 0: the stream meets it again and reports it
+    await stream.send(data)
 
 
 def serve(
