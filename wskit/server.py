@@ -202,14 +202,12 @@ class Server:
             with self._connection_scope:
                 async with (
                     anyio.create_task_group() as connections,
-                    task_spawner(connections) as spawn,
+                    task_spawner() as spawn,
                 ):
                     self._tasks = connections
                     self._spawn = spawn
-                    # In the nursery on Trio: the timer service, which runs
-                    # until shutdown, keeps it open to new connections till then.
-                    spawn(self._timers.run)
-                    spawn(self._accept_all)
+                    connections.start_soon(self._timers.run)
+                    connections.start_soon(self._accept_all)
                     task_status.started()
         finally:
             self._abort_connections()  # those served from callbacks have no task to cancel
