@@ -11,6 +11,7 @@ import logging
 import socket
 
 import anyio
+import anyio.abc
 import pytest
 
 import wskit
@@ -173,3 +174,40 @@ async def test_accepted_connections_have_tcp_nodelay_and_their_addresses(how: st
                 assert echo.last.transport.local == ws.transport.peer
                 assert echo.last.transport.tls is (how == "tls")
                 assert not echo.last.transport.mptcp
+
+
+def bound_listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["upgrades", "silent"])
+async def test_handle_bounds_a_socket_stream_accepted_elsewhere(
+    silent: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # AnyIO's own socket stream: interrupted on Trio, under a scope on asyncio.
+    caplog.set_level(logging.INFO, logger="wskit.server")
+    echo = RecordingEcho()
+    with anyio.fail_after(5):
+        async with (
+            wskit.serve(echo, listen=False, open_timeout=OPEN_TIMEOUT) as server,
+            await anyio.abc.SocketListener.from_socket(bound_listener()) as listener,
+        ):
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            async with await RawClient.open(port) as raw, anyio.create_task_group() as tasks:
+                tasks.start_soon(server.handle, await listener.accept())
+                start = anyio.current_time()
+                if not silent:
+                    await raw.handshake()
+                    await wait_for(lambda: len(echo.connections) == 1)
+                    assert echo.last.transport.peer == raw.socket.getsockname()
+                    await raw.aclose()  # handle() returns once the connection is over
+                    return
+                data, closed = await raw.read_until_closed(timeout=OPEN_TIMEOUT + 2)
+            elapsed = anyio.current_time() - start
+    assert closed
+    assert data == b""
+    assert OPEN_TIMEOUT <= elapsed < OPEN_TIMEOUT + 1
+    assert caplog.text.count(DROPPED) == 1
