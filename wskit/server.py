@@ -30,7 +30,7 @@ from ._spawn import Spawn, task_spawner
 from ._timers import Timers
 from .backends.direct import DirectSocket
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
-from .backends.lean import LeanStream, lean_stream
+from .backends.lean import LeanStream, lean_open, lean_socket_accept, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners, fast_accept
@@ -304,16 +304,28 @@ class Server:
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
         assert self._spawn is not None
-        # TLS stays on AnyIO's streams; a plain server accepts lean streams
-        # directly where it can (asyncio), else moves them over below.
+        # TLS stays on AnyIO's streams. A plain server on asyncio accepts
+        # sockets, and each connection's task makes its lean stream (accepting
+        # does not wait for it); elsewhere it accepts streams, directly where
+        # it can (Trio, MPTCP on asyncio), else moves them over below.
+        sockets = None if self._ssl is not None else lean_socket_accept(listener)
         accept = listener.accept if self._ssl is not None else fast_accept(listener)
         while True:
             try:
-                stream = await accept()
+                if sockets is not None:
+                    sock = await sockets()
+                else:
+                    stream = await accept()
             except TRANSPORT_ERRORS as exc:
                 # EMFILE and friends: back off instead of spinning.
                 logger.warning("accept failed: %s", exc)
                 await anyio.sleep(0.1)
+                continue
+            if sockets is not None:
+                if self._tcp_keepalive is not None:
+                    configure_accepted(sock, self._tcp_keepalive)
+                self._active += 1
+                self._spawn(self._connection_on_socket, sock)
                 continue
             if self._ssl is None and not isinstance(stream, LeanStream):
                 stream = lean_stream(stream)
@@ -362,10 +374,25 @@ class Server:
             if ws is not None:
                 await self._run(ws)
         finally:
-            self._active -= 1
-            done, self._handlers_done = self._handlers_done, None
-            if done is not None:
-                done.set()
+            self._connection_ended()
+
+    async def _connection_on_socket(self, sock: socket.socket) -> None:
+        """:meth:`_connection` for a socket from ``lean_socket_accept()``: make its stream first."""
+        try:
+            stream = await lean_open(sock)
+        except BaseException as exc:
+            self._connection_ended()
+            if isinstance(exc, TRANSPORT_ERRORS):  # the peer left already, say
+                logger.debug("handshake failed: %r", exc)
+                return
+            raise
+        await self._connection(stream)
+
+    def _connection_ended(self) -> None:
+        self._active -= 1
+        done, self._handlers_done = self._handlers_done, None
+        if done is not None:
+            done.set()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
         """Read the request and answer it, all within open_timeout; None when refused.
