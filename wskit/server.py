@@ -11,6 +11,7 @@ returns within ``close_timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
@@ -24,13 +25,16 @@ import anyio
 import anyio.abc
 
 from ._groups import exit_unwrapped
+from ._opening import Opening, stream_interrupter
+from ._spawn import Spawn, task_spawner
 from ._timers import Timers
+from .backends.direct import DirectSocket
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
-from .backends.lean import LeanStream, lean_stream
+from .backends.lean import LeanStream, lean_open, lean_socket_accept, lean_stream
 from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners, fast_accept
-from .backends.transport import describe, wrap_server_tls
+from .backends.transport import describe, raw_socket, wrap_server_tls
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, State, Terminated
 from .errors import ConnectionClosed, UsageError
@@ -54,6 +58,9 @@ ProcessRequest = Callable[[Request], Awaitable[Response | None]]
 """A hook that sees every request first: return a Response to answer it instead
 of upgrading (health checks, refusals), or None to go on. Plain HTTP requests
 (``request.upgrade`` is False) that get None are answered 426."""
+
+# Stands for a cancel scope where none is needed (reusable: it keeps no state).
+_NO_SCOPE = contextlib.nullcontext()
 
 _UPGRADE_REQUIRED = Response.text(
     426,
@@ -110,6 +117,7 @@ class Server:
         self._connections: set[WebSocket] = set()
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._spawn: Spawn | None = None  # starts connection tasks in _tasks (see _spawn.py)
         # Connection tasks live in their own scope, run by a background task:
         # cancelling it on shutdown must not cancel the body of ``async with serve()``.
         # Shielded: when the task running ``async with serve()`` is cancelled,
@@ -127,7 +135,13 @@ class Server:
         # wait_closed() waits, which any number of tasks may do.
         self._handlers_done: anyio.Event | None = None
         self._active = 0
-        self._handshakes: set[anyio.CancelScope] = set()
+        # What bounds each handshake in progress, to drop them all on close().
+        self._handshakes: set[Opening | anyio.CancelScope] = set()
+        # Whether a handshake may await code of the user's (a plugin's
+        # on_handshake, process_request): that part needs a cancel scope.
+        self._hooks_wait = process_request is not None or any(
+            type(plugin).on_handshake is not Plugin.on_handshake for plugin in plugins
+        )
         self._shields: set[anyio.CancelScope] = set()
 
     # ------------------------------------------------------------ properties
@@ -186,8 +200,12 @@ class Server:
     async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         try:
             with self._connection_scope:
-                async with anyio.create_task_group() as connections:
+                async with (
+                    anyio.create_task_group() as connections,
+                    task_spawner() as spawn,
+                ):
                     self._tasks = connections
+                    self._spawn = spawn
                     connections.start_soon(self._timers.run)
                     connections.start_soon(self._accept_all)
                     task_status.started()
@@ -235,8 +253,8 @@ class Server:
             self._stopped.set()
         # A connection still in its opening handshake would be refused anyway:
         # drop it now rather than let it hold shutdown until open_timeout.
-        for scope in self._handshakes:
-            scope.cancel()
+        for bound in list(self._handshakes):
+            self._stop_handshake(bound)
         for ws in list(self._connections):
             ws._start_closing(1001, "server shutting down")
 
@@ -285,29 +303,40 @@ class Server:
                     loops.start_soon(self._accept_loop, listener)
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        assert self._tasks is not None
-        # TLS stays on AnyIO's streams; a plain server accepts lean streams
-        # directly where it can (asyncio), else moves them over below.
+        assert self._spawn is not None
+        # TLS stays on AnyIO's streams. A plain server on asyncio accepts
+        # sockets, and each connection's task makes its lean stream (accepting
+        # does not wait for it); elsewhere it accepts streams, directly where
+        # it can (Trio, MPTCP on asyncio), else moves them over below.
+        sockets = None if self._ssl is not None else lean_socket_accept(listener)
         accept = listener.accept if self._ssl is not None else fast_accept(listener)
         while True:
             try:
-                stream = await accept()
+                if sockets is not None:
+                    sock = await sockets()
+                else:
+                    stream = await accept()
             except TRANSPORT_ERRORS as exc:
                 # EMFILE and friends: back off instead of spinning.
                 logger.warning("accept failed: %s", exc)
                 await anyio.sleep(0.1)
                 continue
+            if sockets is not None:
+                if self._tcp_keepalive is not None:
+                    configure_accepted(sock, self._tcp_keepalive)
+                self._active += 1
+                self._spawn(self._connection_on_socket, sock)
+                continue
             if self._ssl is None and not isinstance(stream, LeanStream):
                 stream = lean_stream(stream)
-            raw: socket.socket | None
-            if isinstance(stream, LeanStream):
-                raw = stream.raw_socket  # without AnyIO's attribute table
-            else:
-                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-            if raw is not None:
-                configure_accepted(raw, self._tcp_keepalive)
+            # Every accept() here set TCP_NODELAY already (AnyIO's, and
+            # lean_accept()'s); only keepalive, when asked for, is left to set.
+            if self._tcp_keepalive is not None:
+                raw = raw_socket(stream)
+                if raw is not None:
+                    configure_accepted(raw, self._tcp_keepalive)
             self._active += 1
-            self._tasks.start_soon(self._connection, stream)
+            self._spawn(self._connection, stream)
 
     # ------------------------------------------------------------ connection
 
@@ -345,48 +374,95 @@ class Server:
             if ws is not None:
                 await self._run(ws)
         finally:
-            self._active -= 1
-            done, self._handlers_done = self._handlers_done, None
-            if done is not None:
-                done.set()
+            self._connection_ended()
+
+    async def _connection_on_socket(self, sock: socket.socket) -> None:
+        """:meth:`_connection` for a socket from ``lean_socket_accept()``: make its stream first."""
+        try:
+            stream = await lean_open(sock)
+        except BaseException as exc:
+            self._connection_ended()
+            if isinstance(exc, TRANSPORT_ERRORS):  # the peer left already, say
+                logger.debug("handshake failed: %r", exc)
+                return
+            raise
+        await self._connection(stream)
+
+    def _connection_ended(self) -> None:
+        self._active -= 1
+        done, self._handlers_done = self._handlers_done, None
+        if done is not None:
+            done.set()
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> WebSocket | None:
-        """Read the request and answer it, all within open_timeout; None when refused."""
+        """Read the request and answer it, all within open_timeout; None when refused.
+
+        The bound is kept by the server's timer service where the stream can
+        be interrupted from outside (see :mod:`wskit._opening`): no cancel
+        scope then, but around the hooks that may await anything. Elsewhere
+        (TLS, in-memory streams) one scope bounds the whole handshake.
+        """
         conn = ServerConnection(self._config, http_requests=True)
         ws: WebSocket | None = None
         handshake: Handshake | None = None
         passed: list[Plugin] = []
         timeout = self._options.open_timeout
-        scope = anyio.move_on_after(math.inf if timeout is None else timeout)
-        self._handshakes.add(scope)
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        interrupt = None if self._ssl is not None else stream_interrupter(stream)
+        opening: Opening | None = None
+        scope: anyio.CancelScope | None = None  # the whole handshake's, or the hooks'
+        if interrupt is not None:
+            opening = Opening(interrupt)
+            if deadline != math.inf:
+                opening.start(self._timers, deadline)
+            bound: Opening | anyio.CancelScope = opening
+        else:
+            bound = scope = anyio.CancelScope(deadline=deadline)
+        self._handshakes.add(bound)
         if self._closing.is_set():
-            scope.cancel()
+            self._stop_handshake(bound)
         try:
-            with scope:
+            with _NO_SCOPE if scope is None else scope:
                 if self._ssl is not None:
                     stream = await wrap_server_tls(stream, self._ssl)
-                request = await self._read_request(stream, conn)
+                # On Trio's socket streams, bytes already there are read, and
+                # answers the kernel takes at once written, without the
+                # scheduler pass Trio adds to every call of the stream's.
+                direct = None if opening is None else DirectSocket.of(stream)
+                request = await self._read_request(stream, conn, opening, direct)
                 if request is None or self._closing.is_set():
                     return None
                 handshake = Handshake(request, await describe(stream))
                 response = None
-                if request.upgrade:
-                    # Policy first: a refused client costs no application code.
-                    response, passed = await self._plugins.handshake(handshake)
-                    request = handshake.request  # a plugin may have hidden parts of it
-                if response is None and self._process_request is not None:
-                    response = await self._process_request(request)
+                hooks: contextlib.AbstractContextManager[object] = _NO_SCOPE
+                if self._hooks_wait and opening is not None:
+                    # Hooks may await anything, which no stream interrupt ends.
+                    hooks = scope = anyio.CancelScope(deadline=deadline)
+                    self._handshakes.add(scope)
+                with hooks:
+                    if request.upgrade:
+                        # Policy first: a refused client costs no application code.
+                        response, passed = await self._plugins.handshake(handshake)
+                        request = handshake.request  # a plugin may have hidden parts of it
+                    if response is None and self._process_request is not None:
+                        response = await self._process_request(request)
+                if scope is not None and scope.cancel_called:
+                    return None
                 if not request.upgrade:
                     response = response or _UPGRADE_REQUIRED
                 if response is not None:
                     conn.respond(response.status, response.headers, response.body)
-                    await stream.send(conn.data_to_send())
+                    await _send(stream, direct, conn.data_to_send())
                     return None
                 conn.accept(
                     self._select_subprotocol(request),
                     (*self._extra_headers, *handshake.response_headers),
                 )
-                await stream.send(conn.data_to_send())
+                if opening is not None and opening.interrupted:
+                    return None
+                await _send(stream, direct, conn.data_to_send())
+                if opening is not None and opening.interrupted:
+                    return None
                 ws = WebSocket(
                     conn,
                     stream,
@@ -398,10 +474,9 @@ class Server:
                     context=handshake.context,
                     message_check=self._message_check,
                 )
-            if scope.cancelled_caught and not self._closing.is_set():
-                logger.info("handshake not completed within open_timeout (%s s): dropped", timeout)
         except TRANSPORT_ENDED as exc:
-            logger.debug("handshake failed: %r", exc)
+            if opening is None or not opening.interrupted:
+                logger.debug("handshake failed: %r", exc)
         except Exception:
             logger.exception("the opening handshake failed unexpectedly: answering 500")
             if conn.request is not None and conn.events() == [] and ws is None:
@@ -410,27 +485,55 @@ class Server:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await stream.send(conn.data_to_send())
         finally:
-            self._handshakes.discard(scope)
+            self._handshakes.discard(bound)
+            if opening is not None:
+                opening.finish()
+                if scope is not None:
+                    self._handshakes.discard(scope)
+            timed_out = (opening is not None and opening.expired) or (
+                scope is not None and scope.cancelled_caught
+            )
             if ws is None:
+                if timed_out and not self._closing.is_set():
+                    logger.info(
+                        "handshake not completed within open_timeout (%s s): dropped", timeout
+                    )
                 if handshake is not None:
                     self._plugins.refused(handshake, passed)
                 with anyio.CancelScope(shield=True):
                     await aclose_quietly(stream)
         return ws
 
+    def _stop_handshake(self, bound: Opening | anyio.CancelScope) -> None:
+        """Drop a handshake in progress (the server is closing)."""
+        if isinstance(bound, Opening):
+            bound.stop()
+        else:
+            bound.cancel()
+
     async def _read_request(
-        self, stream: anyio.abc.ByteStream, conn: ServerConnection
+        self,
+        stream: anyio.abc.ByteStream,
+        conn: ServerConnection,
+        opening: Opening | None,
+        direct: DirectSocket | None,
     ) -> Request | None:
         while True:
             try:
-                data = await stream.receive(READ_SIZE)
+                if direct is None:
+                    data = await stream.receive(READ_SIZE)
+                else:
+                    data = await _receive_direct(direct)
             except anyio.EndOfStream:
                 conn.receive_eof()
             else:
                 conn.receive_data(data)
+            if opening is not None and opening.interrupted:
+                # Interrupted while not waiting: the next receive would not be.
+                return None
             answer = conn.data_to_send()
             if answer:  # a refusal (414, 431, 400, ...)
-                await stream.send(answer)
+                await _send(stream, direct, answer)
             events = conn.events()
             for event in events:
                 if isinstance(event, Terminated):
@@ -489,6 +592,25 @@ class Server:
             raise
         finally:
             self._connections.discard(ws)
+
+
+async def _receive_direct(direct: DirectSocket) -> bytes:
+    """Read what the kernel holds, waiting only when it holds nothing."""
+    while True:
+        data = direct.try_receive(READ_SIZE)
+        if data is not None:
+            return data
+        await direct.wait_readable()
+
+
+async def _send(stream: anyio.abc.ByteStream, direct: DirectSocket | None, data: bytes) -> None:
+    """Send ``data``, writing directly what the kernel takes at once (all of it, as a rule)."""
+    if direct is not None:
+        taken = direct.try_send((data,))
+        if taken == len(data):
+            return
+        data = data[taken:]  # a failure took 0: the stream meets it again and reports it
+    await stream.send(data)
 
 
 def serve(

@@ -1,32 +1,38 @@
 """Accepting straight into a lean stream (real sockets on loopback, both loops, uvloop).
 
 On asyncio :func:`fast_accept` makes :class:`LeanStream` directly from TCP and
-MPTCP listeners; on Trio, and for Unix listeners, it is the listener's own
-``accept()``. The streams behave as those from the AnyIO path did: the same
-addresses, TCP_NODELAY, EOF, reset, and cancelling an accept accepts nothing.
+MPTCP listeners; on Trio it accepts AnyIO's stream from the socket without
+Trio's scheduler pass (:func:`direct_accept`); for Unix listeners it is the
+listener's own ``accept()``. The streams behave as those from the AnyIO path
+did: the same addresses, TCP_NODELAY, EOF, reset, and cancelling an accept
+accepts nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
 import socket
 import struct
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 
 import wskit
 from wskit.backends import create_tcp_listeners, create_unix_listener, listener_from_socket
-from wskit.backends.lean import LeanStream, lean_accept
+from wskit.backends.direct import CHECKPOINT_EVERY, DirectSocket
+from wskit.backends.lean import LeanStream, lean_accept, lean_open, lean_socket_accept
 from wskit.backends.mptcp import mptcp_status
 from wskit.backends.sockets import MptcpListener, fast_accept
+from wskit.backends.trio_accept import direct_accept
 
 from .conftest import needs_ipv6, needs_mptcp
 
@@ -111,6 +117,63 @@ async def test_a_cancelled_accept_accepts_nothing_and_the_next_one_works() -> No
                 async with await accept() as stream:
                     client.sendall(b"x")
                     assert await stream.receive() == b"x"
+
+
+@pytest.mark.parametrize("kind", ["streams", "sockets"])
+async def test_a_burst_of_waiting_connections_does_not_hold_the_loop(
+    anyio_backend_name: str, kind: str
+) -> None:
+    # "sockets": what a plain server accepts on asyncio (it makes the streams
+    # in the connections' tasks); Trio has no such accept, and takes streams.
+    count = 4 * CHECKPOINT_EVERY
+    passes = 0
+
+    async def count_passes() -> None:
+        nonlocal passes
+        while True:
+            passes += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10), contextlib.ExitStack() as clients:
+        async with tcp_listener() as listener:
+            accept_socket = lean_socket_accept(listener)
+            assert (accept_socket is not None) is (anyio_backend_name == "asyncio")
+            accept: Callable[[], Awaitable[object]] = fast_accept(listener)
+            if kind == "sockets" and accept_socket is not None:
+                accept = accept_socket
+            for _ in range(count):  # all of them wait in the backlog
+                clients.enter_context(connect(listener))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(count_passes)
+                await anyio.sleep(0.01)  # the counter runs
+                before = passes
+                accepted = [await accept() for _ in range(count)]
+                during = passes - before
+                tasks.cancel_scope.cancel()
+            for item in accepted:
+                if isinstance(item, socket.socket):
+                    assert item.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                    async with await lean_open(item) as stream:
+                        assert isinstance(stream, LeanStream)
+                    continue
+                assert isinstance(item, anyio.abc.SocketStream)
+                # On Trio, the stream is the one the WebSocket writes to directly.
+                assert (DirectSocket.of(item) is not None) is (anyio_backend_name == "trio")
+                await item.aclose()
+    # Accepts that never wait still let other tasks run, at least every
+    # CHECKPOINT_EVERY (Trio runs a batch of ready tasks in random order, so
+    # the first and last passes may fall outside the measured window).
+    assert during >= count // CHECKPOINT_EVERY - 2
+
+
+async def test_direct_accept_is_for_anyio_tcp_listeners_on_trio_only(
+    anyio_backend_name: str,
+) -> None:
+    async with tcp_listener() as listener:
+        assert (direct_accept(listener) is not None) is (anyio_backend_name == "trio")
+    with tempfile.TemporaryDirectory() as directory:
+        async with await create_unix_listener(str(Path(directory) / "s")) as unix:
+            assert direct_accept(unix) is None
 
 
 async def test_closing_the_listener_ends_an_accept_that_waits() -> None:
@@ -236,8 +299,7 @@ async def test_a_server_backs_off_and_logs_when_accept_fails_then_serves(
                         await anyio.sleep(0.005)
                 finally:
                     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-                if anyio_backend_name == "asyncio":  # AnyIO's Trio error has no message
-                    assert "Too many open files" in caplog.text
+                assert "Too many open files" in caplog.text  # the kernel's error, both loops
                 client.sendall(request)
                 reply = await anyio.to_thread.run_sync(client.recv, 4096)
                 assert reply.startswith(b"HTTP/1.1 101")

@@ -90,7 +90,9 @@ class DirectSocket:
             return None
         if type(stream).__module__ != _TRIO_BACKEND:
             return None
-        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        # The property AnyIO's own attribute table reads: extra() would
+        # build that whole table (with a getpeername() call) to get it.
+        sock: object = stream._raw_socket
         if not isinstance(sock, socket.socket) or sock.type != socket.SOCK_STREAM:
             return None
         return DirectSocket(sock)

@@ -38,12 +38,16 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from wskit.backends.direct import CHECKPOINT_EVERY
+
 __all__ = [
     "MERGE_UP_TO",
     "READ_BUFFER",
     "LeanStream",
     "LoopEvent",
     "lean_accept",
+    "lean_open",
+    "lean_socket_accept",
     "lean_stream",
     "take_chunk",
 ]
@@ -227,6 +231,14 @@ class LeanStream(anyio.abc.SocketStream):
     def raw_socket(self) -> socket.socket:
         """The socket under the transport (AnyIO's ``SocketAttribute.raw_socket``)."""
         return self._sock
+
+    def transport_info(self, name: str) -> Any:
+        """What asyncio's transport knows as ``name`` (``"peername"``, ``"sockname"``).
+
+        The transport read the addresses once, when it was made: asking it
+        costs no system call, where AnyIO's ``extra()`` (and the socket) do.
+        """
+        return self._transport_.get_extra_info(name)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return up to ``max_bytes`` bytes, waiting until some arrive.
@@ -521,14 +533,48 @@ def lean_accept(
         listener on asyncio (or uvloop): Unix listeners, Trio, and
         listeners this was not written against keep their own ``accept()``.
     """
+    accept_socket = lean_socket_accept(listener)
+    if accept_socket is None:
+        return None
+
+    async def accept() -> LeanStream:
+        return await lean_open(await accept_socket())
+
+    return accept
+
+
+def lean_socket_accept(
+    listener: anyio.abc.SocketListener,
+) -> Callable[[], Awaitable[socket.socket]] | None:
+    """:func:`lean_accept`'s first half: an ``accept()`` returning the accepted socket.
+
+    The socket has TCP_NODELAY set; :func:`lean_open` makes its stream. A
+    server makes each stream in its connection's task, so that accepting
+    does not wait a loop pass for every transport (``connect_accepted_socket()``
+    waits for ``connection_made()``): a burst of connections is accepted in
+    one go, with a checkpoint every :data:`~wskit.backends.direct.CHECKPOINT_EVERY`
+    accepts so that a flood cannot hold the loop.
+
+    Args:
+        listener: as for :func:`lean_accept`.
+
+    Returns:
+        The accept function, or None where :func:`lean_accept` returns None.
+    """
     backend = sys.modules.get("anyio._backends._asyncio")
     kind: Any = getattr(backend, "TCPSocketListener", None)
     if kind is None or type(listener) is not kind:
         return None
     raw: socket.socket = listener.extra(anyio.abc.SocketAttribute.raw_socket)
     loop = asyncio.get_running_loop()
+    taken = 0  # accepts since the last checkpoint
 
-    async def accept() -> LeanStream:
+    async def accept() -> socket.socket:
+        nonlocal taken
+        if taken >= CHECKPOINT_EVERY:
+            # Before accepting, not after: cancelled here, nothing is lost.
+            taken = 0
+            await anyio.lowlevel.checkpoint()
         try:
             sock, _ = await loop.sock_accept(raw)
         except asyncio.CancelledError:
@@ -537,14 +583,37 @@ def lean_accept(
             with contextlib.suppress(ValueError, NotImplementedError, OSError):
                 loop.remove_reader(raw)
             raise
-        try:
-            transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
-        except BaseException:
-            sock.close()  # the transport closed it already, if it was made
-            raise
-        return LeanStream(transport, protocol)
+        taken += 1
+        if sock.proto != socket.IPPROTO_TCP:
+            # asyncio sets TCP_NODELAY only on sockets made with
+            # IPPROTO_TCP: not on MPTCP ones, nor on those of a listener made
+            # with protocol 0 (serve(sock=...)). AnyIO's accept() sets it on all.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     return accept
+
+
+async def lean_open(sock: socket.socket) -> LeanStream:
+    """Make the :class:`LeanStream` of a socket from :func:`lean_socket_accept`.
+
+    Args:
+        sock: the accepted socket; owned by the stream, or closed if this fails.
+
+    Returns:
+        The stream, its transport made with wskit's protocol.
+
+    Raises:
+        OSError: the transport could not be made (the socket is closed).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
+    except BaseException:
+        sock.close()  # the transport closed it already, if it was made
+        raise
+    return LeanStream(transport, protocol)
 
 
 @final

@@ -38,6 +38,7 @@ from wskit.backends.mptcp import mptcp_status
 from wskit.backends.options import KeepaliveSettings, configure_accepted, validate_keepalive
 from wskit.backends.premade import listener_from_socket, stream_from_socket
 from wskit.backends.transport import TransportInfo, describe
+from wskit.backends.trio_accept import direct_accept
 from wskit.backends.unix import create_unix_listener, open_unix_stream
 from wskit.errors import UsageError
 
@@ -332,12 +333,13 @@ class MptcpListener(anyio.abc.SocketListener):
         return self._noticed(await self._listener.accept())
 
     def lean_accept(self) -> Callable[[], Awaitable[anyio.abc.SocketStream]] | None:
-        """:func:`~wskit.backends.lean.lean_accept` of the wrapped listener, still noticing.
+        """:func:`fast_accept`'s accept of the wrapped listener, still noticing.
 
         Returns:
-            The accept function, or None where the wrapped listener has no lean one.
+            The accept function, or None where the wrapped listener has no
+            faster one than its own.
         """
-        inner = lean_accept(self._listener)
+        inner = _faster_accept(self._listener)
         if inner is None:
             return None
 
@@ -366,7 +368,9 @@ def fast_accept(
 
     A :class:`~wskit.backends.lean.LeanStream` accepted directly where
     :func:`~wskit.backends.lean.lean_accept` can (TCP and MPTCP listeners
-    on asyncio and uvloop), else the listener's own ``accept()``.
+    on asyncio and uvloop), AnyIO's stream accepted without Trio's scheduler
+    pass on Trio (:func:`~wskit.backends.trio_accept.direct_accept`), else
+    the listener's own ``accept()``. Every one of them sets TCP_NODELAY.
 
     Args:
         listener: a listener from :func:`create_tcp_listeners`,
@@ -378,8 +382,16 @@ def fast_accept(
     if isinstance(listener, MptcpListener):
         accept = listener.lean_accept()
     else:
-        accept = lean_accept(listener)
+        accept = _faster_accept(listener)
     return listener.accept if accept is None else accept
+
+
+def _faster_accept(
+    listener: anyio.abc.SocketListener,
+) -> Callable[[], Awaitable[anyio.abc.SocketStream]] | None:
+    """The backend's faster accept for one of AnyIO's own listeners, or None."""
+    accept = lean_accept(listener)
+    return direct_accept(listener) if accept is None else accept
 
 
 def _notice_fallback(reason: int | str, detail: str) -> None:

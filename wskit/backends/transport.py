@@ -25,7 +25,14 @@ from wskit.backends.errors import TransportClosed
 from wskit.backends.lean import LeanStream
 from wskit.backends.mptcp import MptcpInfo, mptcp_status
 
-__all__ = ["Address", "TransportInfo", "describe", "wrap_client_tls", "wrap_server_tls"]
+__all__ = [
+    "Address",
+    "TransportInfo",
+    "describe",
+    "raw_socket",
+    "wrap_client_tls",
+    "wrap_server_tls",
+]
 
 Address = tuple[str, int] | str | None
 """``(host, port)`` for TCP, a filesystem path for a Unix socket, None if unknown."""
@@ -80,48 +87,84 @@ async def describe(stream: anyio.abc.AnyByteStream) -> TransportInfo:
         The stream's :class:`TransportInfo`.
     """
     if isinstance(stream, LeanStream):
-        # The same facts, read from the socket at once: AnyIO builds its whole
-        # attribute table again for every extra() call (a cost per handshake).
+        # The addresses asyncio's transport read when it was made: no
+        # system call here (AnyIO's extra() would build its whole attribute
+        # table again, with a getpeername() in it).
         raw = stream.raw_socket
         return TransportInfo(
-            peer=_address(raw.getpeername()),
-            local=_address(raw.getsockname()),
+            peer=_address(stream.transport_info("peername")),
+            local=_address(stream.transport_info("sockname")),
             tls=False,
-            mptcp=mptcp_status(raw)[0],
+            mptcp=_is_mptcp(raw),
             unix=False,  # lean streams carry TCP and MPTCP only
             _sock=raw,
         )
-    # AnyIO builds a stream's whole attribute table on every extra() call
-    # (with a getpeername() in it): build it once and read the five facts from it.
+    if isinstance(stream, anyio.abc.SocketStream):
+        sock: socket.socket = stream._raw_socket
+        # A socket stream has nothing above its socket (TLS streams are not
+        # SocketStreams): read the addresses from it, not through AnyIO's
+        # attribute table, which extra() builds anew on every call.
+        return TransportInfo(
+            peer=_address(sock.getpeername()),
+            local=_address(sock.getsockname()),
+            tls=False,
+            mptcp=_is_mptcp(sock),
+            unix=sock.family == getattr(socket, "AF_UNIX", None),
+            _sock=sock,
+        )
+    # Anything else (TLS, in memory): build AnyIO's table once and read the facts from it.
     attributes = stream.extra_attributes
 
     def attribute(key: Any) -> Any:
         getter = attributes.get(key)
         return None if getter is None else getter()
 
-    sock: socket.socket | None = attribute(anyio.abc.SocketAttribute.raw_socket)
-    unix = sock is not None and sock.family == getattr(socket, "AF_UNIX", None)
-    mptcp = sock is not None and mptcp_status(sock)[0]
-    if sock is not None and isinstance(stream, anyio.abc.SocketStream):
-        # A socket stream has nothing above its socket (TLS streams are not
-        # SocketStreams): read the addresses from it, as for lean streams,
-        # rather than through the table's getters.
-        return TransportInfo(
-            peer=_address(sock.getpeername()),
-            local=_address(sock.getsockname()),
-            tls=False,
-            mptcp=mptcp,
-            unix=unix,
-            _sock=sock,
-        )
+    under: socket.socket | None = attribute(anyio.abc.SocketAttribute.raw_socket)
+    unix = under is not None and under.family == getattr(socket, "AF_UNIX", None)
+    mptcp = under is not None and _is_mptcp(under)
     return TransportInfo(
         peer=_address(attribute(anyio.abc.SocketAttribute.remote_address)),
         local=_address(attribute(anyio.abc.SocketAttribute.local_address)),
         tls=attribute(TLSAttribute.ssl_object) is not None,
         mptcp=mptcp,
         unix=unix,
-        _sock=sock,
+        _sock=under,
     )
+
+
+def raw_socket(stream: anyio.abc.AnyByteStream) -> socket.socket | None:
+    """The socket under ``stream``, read without building AnyIO's attribute table.
+
+    ``stream.extra(SocketAttribute.raw_socket)`` builds the stream's whole
+    table of typed attributes first, with a ``getpeername()`` system call
+    in it (~10 µs on Trio); an AnyIO socket stream (a lean stream included)
+    holds its socket in the ``_raw_socket`` property its abstract class
+    declares, which that table reads too.
+
+    Args:
+        stream: any AnyIO byte stream.
+
+    Returns:
+        The socket, or None for a stream without one (in memory, say). For a
+        TLS stream, the socket under it.
+    """
+    if isinstance(stream, anyio.abc.SocketStream):
+        sock: socket.socket = stream._raw_socket
+        return sock
+    found: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    return found
+
+
+def _is_mptcp(sock: socket.socket) -> bool:
+    """Whether the connection on ``sock`` uses MPTCP, asking the kernel only when it may.
+
+    A socket made for TCP (by wskit, by AnyIO, or accepted from such a
+    listener) says so in ``proto``, and cannot use MPTCP: no
+    ``getsockopt()`` for it.
+    """
+    if sock.proto == socket.IPPROTO_TCP:
+        return False
+    return mptcp_status(sock)[0]
 
 
 async def wrap_client_tls(

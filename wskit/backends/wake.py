@@ -26,6 +26,7 @@ import anyio
 import anyio.abc
 
 from .lean import LeanStream
+from .transport import raw_socket
 
 __all__ = ["receive_waker"]
 
@@ -41,7 +42,7 @@ def receive_waker(stream: anyio.abc.ByteStream) -> Callable[[], None] | None:
     trio = sys.modules.get("trio")
     if trio is None or not trio.lowlevel.in_trio_run():
         return None
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    raw = raw_socket(stream)  # not extra(): it builds AnyIO's attribute table each time
     if raw is None:
         return None
     return functools.partial(anyio.notify_closing, raw)
