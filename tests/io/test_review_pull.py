@@ -8,6 +8,8 @@ Trio, over real sockets on 127.0.0.1, bounded in time.
 
 from __future__ import annotations
 
+import struct
+
 import anyio
 import pytest
 
@@ -15,6 +17,7 @@ import wskit
 from tests.frames import CLOSE, TEXT, close_payload, frame
 from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
+from wskit.plugins import PASS, Budget, Close, Plugin, Rate, RateLimit, Verdict
 from wskit.websocket import AWAY_CHECK
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +223,65 @@ async def test_a_peer_that_never_pongs_fails_the_heartbeat_while_recv_waits(
                 assert anyio.current_time() - started >= 0.9
     assert isinstance(outcome[0], wskit.ConnectionClosedError)
     assert outcome[0].code == 1011
+
+
+class Refuse(Plugin):
+    """Closes with 1008 on the message ``bad``; passes the rest."""
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> Verdict:
+        return Close(1008, "refused") if message == "bad" else PASS
+
+
+TRIO_CLOSE_BUG = (
+    "pull mode: a Close verdict in _consume_piece() leaves pull mode (_want_reader), "
+    "so the next message's hand-over hits _hand_over()'s else branch: "
+    "assert self._direct is not None fails inside the handler's recv()"
+)
+
+
+@pytest.mark.parametrize(
+    "plugin",
+    [
+        pytest.param(Refuse(), id="close-verdict"),
+        pytest.param(
+            RateLimit(per_connection=Budget(messages=Rate(per_second=1, burst=2))),
+            id="ratelimit",
+        ),
+    ],
+)
+async def test_a_close_verdict_followed_by_a_message_in_the_same_read(
+    anyio_backend_name: str, plugin: Plugin, request: pytest.FixtureRequest
+) -> None:
+    if anyio_backend_name == "trio":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=TRIO_CLOSE_BUG))
+    got: list[str | bytes] = []
+    outcome: list[BaseException] = []
+
+    async def handler(ws: WebSocket) -> None:
+        try:
+            async for message in ws:  # in recv() when the burst arrives
+                got.append(message)
+        except Exception as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(10):
+        async with wskit.serve(
+            handler, "127.0.0.1", 0, plugins=[plugin], compression=None, close_timeout=2
+        ) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                await anyio.sleep(0.05)  # the handler waits in recv()
+                # One write: "bad" (or the third message, over the rate limit)
+                # is refused, and a message follows it in the same read.
+                burst = [b"ok", b"fine", b"bad", b"after", b"more"]
+                await client.send(b"".join(frame(TEXT, payload) for payload in burst))
+                frames = await answer_close(client)
+            with anyio.fail_after(5):
+                while server.connections:
+                    await anyio.sleep(0.01)
+    closes = [payload for opcode, payload in frames if opcode == CLOSE]
+    assert struct.unpack("!H", closes[0][:2]) == (1008,)
+    # Messages before the refused one are delivered; then the iteration ends
+    # (the peer answered 1000) or recv() raises ConnectionClosed, nothing else.
+    assert all(isinstance(exc, ConnectionClosed) for exc in outcome), outcome
+    assert got == ["ok", "fine"]
