@@ -9,14 +9,17 @@ Trio, over real sockets on 127.0.0.1, bounded in time.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import anyio
 import pytest
 
 import wskit
-from tests.frames import CLOSE, TEXT, close_payload, frame
+from tests.frames import BINARY, CLOSE, CONTINUATION, TEXT, close_payload, frame, upgrade_request
 from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
+from wskit.core import Connection, Event, Fragment, Message
+from wskit.message_queue import MessageQueue, Piece
 from wskit.plugins import PASS, Budget, Close, Plugin, Rate, RateLimit, Verdict
 from wskit.websocket import AWAY_CHECK
 
@@ -285,3 +288,120 @@ async def test_a_close_verdict_followed_by_a_message_in_the_same_read(
     # (the peer answered 1000) or recv() raises ConnectionClosed, nothing else.
     assert all(isinstance(exc, ConnectionClosed) for exc in outcome), outcome
     assert got == ["ok", "fine"]
+
+
+async def deflate_handshake(client: RawClient) -> None:
+    """Upgrade with permessage-deflate offered (and check it was accepted)."""
+    await client.send(upgrade_request(b"Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await client.stream.receive()
+    head, _, client.leftover = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"permessage-deflate" in head
+
+
+def bomb(frames: int, chunk: int) -> bytes:
+    """One binary message of ``frames`` compressed frames, each inflating to ``chunk`` zeros."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(chunk)
+    out = []
+    for index in range(frames):
+        payload = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        last = index == frames - 1
+        if last:
+            payload = payload[:-4]  # RFC 7692: the tail is removed from the message's end
+        opcode, rsv = (BINARY, 4) if index == 0 else (CONTINUATION, 0)
+        out.append(frame(opcode, payload, fin=last, rsv=rsv))
+    return b"".join(out)
+
+
+async def test_a_compressed_bomb_in_one_read_is_parsed_in_bounded_steps(
+    anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames, chunk, max_queue = 1024, 8192, 2  # 8 MiB inflated from ~35 KB on the wire
+    batches: list[int] = []  # data bytes in each batch of events the core produced
+    queued: list[int] = []  # data bytes waiting in the queue, after each offer
+    events = Connection.events
+    offer = MessageQueue.offer
+
+    def measured_events(self: Connection) -> list[Event]:
+        batch = events(self)
+        batches.append(sum(len(e.data) for e in batch if isinstance(e, Fragment | Message)))
+        return batch
+
+    def measured_offer(self: MessageQueue, item: Piece) -> bool:
+        taken = offer(self, item)
+        queued.append(sum(len(data) for data, _ in self._items))
+        return taken
+
+    monkeypatch.setattr(Connection, "events", measured_events)
+    monkeypatch.setattr(MessageQueue, "offer", measured_offer)
+    total = [0]
+
+    async def slow(ws: WebSocket) -> None:
+        # In recv_stream() when the read arrives (pull mode on Trio).
+        async for piece in ws.recv_stream():
+            total[0] += len(piece)
+            await anyio.sleep(0)
+
+    with anyio.fail_after(20):
+        async with wskit.serve(
+            slow, "127.0.0.1", 0, max_queue=max_queue, max_message=None, close_timeout=2
+        ) as server:
+            async with await RawClient.open(server.port) as client:
+                await deflate_handshake(client)
+                await anyio.sleep(0.05)
+                await client.send(bomb(frames, chunk))
+                await answer_close(client)
+    assert total[0] == frames * chunk
+    # Each step stops once 64 KiB were inflated, plus the frame at hand; the
+    # queue holds max_queue pieces: what one read costs in memory is bounded.
+    assert max(batches) <= 65536 + chunk + 1024, max(batches)
+    assert max(queued) <= max_queue * (65536 + chunk + 1024), max(queued)
+
+
+async def test_compressed_fragmented_messages_survive_cancelled_receives(
+    anyio_backend_name: str,
+) -> None:
+    received: list[str | bytes] = []
+    done = anyio.Event()
+    count = 60
+    expected: list[str | bytes] = []
+    for index in range(count):
+        size = (1, 5_000, 150_000)[index % 3]  # some inflate past one 64 KiB step
+        payload = (b"%d-" % index * size)[:size]
+        expected.append(payload.decode() if index % 2 else payload)
+
+    async def impatient(ws: WebSocket) -> None:
+        attempt = 0
+        while len(received) < count:
+            attempt += 1
+            with anyio.move_on_after(0 if attempt % 3 == 0 else 0.0003 * (attempt % 5)) as scope:
+                received.append(await ws.recv())
+            if scope.cancelled_caught:
+                await anyio.sleep(0.0003)
+        done.set()
+        await ws.wait_closed()
+
+    with anyio.fail_after(30):
+        async with wskit.serve(
+            impatient, "127.0.0.1", 0, compression="deflate", max_queue=2
+        ) as server:
+            url = f"ws://127.0.0.1:{server.port}"
+            async with wskit.connect(url, compression="deflate") as ws:
+                assert ws.compression == "permessage-deflate"
+                for index, message in enumerate(expected):
+                    if index % 4 == 0 and len(message) > 3:
+                        third = len(message) // 3
+                        await ws.send_fragments(
+                            [message[:third], message[third : 2 * third], message[2 * third :]]
+                        )
+                    else:
+                        await ws.send(message)
+                    if index % 9 == 0:
+                        await anyio.sleep(0.002)
+                with anyio.fail_after(10):
+                    await done.wait()
+    assert len(received) == count
+    assert received == expected
