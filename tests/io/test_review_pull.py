@@ -373,6 +373,8 @@ async def test_compressed_fragmented_messages_survive_cancelled_receives(
         payload = (b"%d-" % index * size)[:size]
         expected.append(payload.decode() if index % 2 else payload)
 
+    cancels = [0]
+
     async def impatient(ws: WebSocket) -> None:
         attempt = 0
         while len(received) < count:
@@ -380,6 +382,7 @@ async def test_compressed_fragmented_messages_survive_cancelled_receives(
             with anyio.move_on_after(0 if attempt % 3 == 0 else 0.0003 * (attempt % 5)) as scope:
                 received.append(await ws.recv())
             if scope.cancelled_caught:
+                cancels[0] += 1
                 await anyio.sleep(0.0003)
         done.set()
         await ws.wait_closed()
@@ -403,5 +406,61 @@ async def test_compressed_fragmented_messages_survive_cancelled_receives(
                         await anyio.sleep(0.002)
                 with anyio.fail_after(10):
                     await done.wait()
+    assert cancels[0] > 0  # the receives were cancelled, at some point at least
     assert len(received) == count
     assert received == expected
+
+
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[WebSocket]:
+    """The server connections that started a reader task, one entry per start."""
+    started: list[WebSocket] = []
+    drive = WebSocket._drive
+
+    async def counted(self: WebSocket) -> None:
+        if self.request is not None:  # a client connection always has its reader
+            started.append(self)
+        await drive(self)
+
+    monkeypatch.setattr(WebSocket, "_drive", counted)
+    return started
+
+
+async def test_answers_to_a_burst_keep_pull_mode(
+    anyio_backend_name: str, readers: list[WebSocket], request: pytest.FixtureRequest
+) -> None:
+    if anyio_backend_name == "trio":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="pull mode: send() while messages wait in the queue leaves its "
+                "frames to the writer (_send_piece), and starting the writer leaves "
+                "pull mode for good (_start_writer -> _want_reader), though no write waited",
+            )
+        )
+    handlers = Handlers()
+
+    async def echo(ws: WebSocket) -> None:
+        handlers.add(ws)
+        async for message in ws:
+            await ws.send(message)
+
+    with anyio.fail_after(10):
+        async with wskit.serve(echo, "127.0.0.1", 0, compression=None) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                await anyio.sleep(0.05)  # the handler waits in recv()
+                # Ten messages in one read: the echoes of the first nine are
+                # sent while messages still wait in the queue. The kernel takes
+                # every byte at once (a reading peer, tiny messages).
+                await client.send(b"".join(frame(TEXT, b"%d" % n) for n in range(10)))
+                data = client.leftover
+                while len(parse_frames(data)) < 10:
+                    data += await client.stream.receive()
+                client.leftover = b""
+                assert parse_frames(data) == [(TEXT, b"%d" % n) for n in range(10)]
+                server_ws = await handlers.first()
+                # Nothing had to wait: the handler in recv() still reads itself.
+                assert readers == []
+                assert not server_ws._writer_started
+            server.close()
