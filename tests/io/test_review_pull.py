@@ -464,3 +464,43 @@ async def test_answers_to_a_burst_keep_pull_mode(
                 assert readers == []
                 assert not server_ws._writer_started
             server.close()
+
+
+async def test_a_recv_stream_left_early_skips_exactly_the_rest_of_its_message(
+    anyio_backend_name: str,
+) -> None:
+    count = 12
+    results: list[tuple[int, str | bytes]] = []
+
+    async def partial_reader(ws: WebSocket) -> None:
+        for index in range(count):
+            if index % 2:
+                results.append((index, await ws.recv()))
+                continue
+            # A large message: take its first two pieces, then leave.
+            pieces = 0
+            async for _ in ws.recv_stream():
+                pieces += 1
+                if pieces == 2:
+                    break
+            results.append((index, pieces))
+        await ws.send("done")
+        await ws.wait_closed()
+
+    large = [bytes([65 + n]) * 1_000_000 for n in range(count)]
+    with anyio.fail_after(20):
+        async with wskit.serve(
+            partial_reader, "127.0.0.1", 0, compression="deflate", max_message=None, max_queue=2
+        ) as server:
+            url = f"ws://127.0.0.1:{server.port}"
+            async with wskit.connect(url, compression="deflate", max_message=None) as ws:
+                for index in range(count):
+                    if index % 2:
+                        await ws.send(f"small {index}")
+                    else:
+                        # In frames of 64 KiB: the server gets it in many pieces.
+                        chunks = [large[index][n : n + 65536] for n in range(0, 1_000_000, 65536)]
+                        await ws.send_fragments(chunks)
+                with anyio.fail_after(10):
+                    assert await ws.recv() == "done"
+    assert results == [(index, 2 if index % 2 == 0 else f"small {index}") for index in range(count)]
