@@ -20,7 +20,7 @@ from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
 from wskit.core import Connection, Event, Fragment, Message, State
 from wskit.message_queue import MessageQueue, Piece
-from wskit.plugins import PASS, Budget, Close, Plugin, Rate, RateLimit, Verdict
+from wskit.plugins import PASS, Budget, Close, Plugin, Rate, RateLimit, Reply, Verdict
 from wskit.websocket import AWAY_CHECK
 
 pytestmark = pytest.mark.anyio
@@ -509,3 +509,40 @@ async def test_a_recv_stream_left_early_skips_exactly_the_rest_of_its_message(
                 with anyio.fail_after(10):
                     assert await ws.recv() == "done"
     assert results == [(index, 2 if index % 2 == 0 else f"small {index}") for index in range(count)]
+
+
+class Answer(Plugin):
+    """Answers the message ``ping`` itself, with ``pong``; passes the rest."""
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> Verdict:
+        return Reply("pong") if message == "ping" else PASS
+
+
+async def test_a_reply_verdict_in_a_read_keeps_the_order_of_what_follows(
+    anyio_backend_name: str,
+) -> None:
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:  # in recv() when the burst arrives
+            await ws.send(message)
+
+    with anyio.fail_after(10):
+        async with wskit.serve(
+            echo, "127.0.0.1", 0, plugins=[Answer()], compression=None, close_timeout=2
+        ) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                await anyio.sleep(0.05)
+                burst = [b"a", b"ping", b"b", b"ping", b"c"]
+                await client.send(b"".join(frame(TEXT, payload) for payload in burst))
+                data = client.leftover
+                while len(parse_frames(data)) < 5:
+                    data += await client.stream.receive()
+                client.leftover = b""
+                await client.send(frame(CLOSE, close_payload(1000)))
+                await client.read_until_closed(5)
+    got = [payload for _, payload in parse_frames(data)]
+    assert [p for p in got if p != b"pong"] == [b"a", b"b", b"c"]
+    assert got.count(b"pong") == 2
+    # Each reply leaves before the messages after it are queued, so before their echoes.
+    assert got.index(b"pong") < got.index(b"b")
+    assert len(got) - 1 - got[::-1].index(b"pong") < got.index(b"c")
