@@ -247,18 +247,29 @@ TRIO_CLOSE_BUG = (
 )
 
 
+class Explode(Plugin):
+    """Raises on the message ``bad`` (a plugin's bug: wskit closes with 1011)."""
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> Verdict:
+        if message == "bad":
+            raise RuntimeError("a plugin's bug")
+        return PASS
+
+
 @pytest.mark.parametrize(
-    "plugin",
+    ("plugin", "code"),
     [
-        pytest.param(Refuse(), id="close-verdict"),
+        pytest.param(Refuse(), 1008, id="close-verdict"),
         pytest.param(
             RateLimit(per_connection=Budget(messages=Rate(per_second=1, burst=2))),
+            1008,
             id="ratelimit",
         ),
+        pytest.param(Explode(), 1011, id="raising-on-message"),
     ],
 )
 async def test_a_close_verdict_followed_by_a_message_in_the_same_read(
-    anyio_backend_name: str, plugin: Plugin, request: pytest.FixtureRequest
+    anyio_backend_name: str, plugin: Plugin, code: int, request: pytest.FixtureRequest
 ) -> None:
     if anyio_backend_name == "trio":
         request.applymarker(pytest.mark.xfail(strict=True, reason=TRIO_CLOSE_BUG))
@@ -288,7 +299,7 @@ async def test_a_close_verdict_followed_by_a_message_in_the_same_read(
                 while server.connections:
                     await anyio.sleep(0.01)
     closes = [payload for opcode, payload in frames if opcode == CLOSE]
-    assert struct.unpack("!H", closes[0][:2]) == (1008,)
+    assert struct.unpack("!H", closes[0][:2]) == (code,)
     # Messages before the refused one are delivered; then the iteration ends
     # (the peer answered 1000) or recv() raises ConnectionClosed, nothing else.
     assert all(isinstance(exc, ConnectionClosed) for exc in outcome), outcome
