@@ -557,3 +557,34 @@ async def test_a_reply_verdict_in_a_read_keeps_the_order_of_what_follows(
     # Each reply leaves before the messages after it are queued, so before their echoes.
     assert got.index(b"pong") < got.index(b"b")
     assert len(got) - 1 - got[::-1].index(b"pong") < got.index(b"c")
+
+
+@pytest.mark.parametrize("away", [0.0, AWAY_BOUND], ids=["in-recv", "away"])
+async def test_messages_before_a_peers_eof_are_delivered_then_1006(
+    anyio_backend_name: str, away: float
+) -> None:
+    got: list[str | bytes] = []
+    outcome: list[BaseException] = []
+    done = anyio.Event()
+
+    async def handler(ws: WebSocket) -> None:
+        await anyio.sleep(away)  # in recv() when the bytes come, or away past the check
+        try:
+            with anyio.fail_after(5):
+                while True:
+                    got.append(await ws.recv())
+        except ConnectionClosed as exc:
+            outcome.append(exc)
+        done.set()
+
+    with anyio.fail_after(10):
+        async with wskit.serve(handler, "127.0.0.1", 0, compression=None) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                await anyio.sleep(0.05)
+                await client.send(b"".join(frame(TEXT, b"%d" % n) for n in range(5)))
+                await client.stream.send_eof()  # no close frame: the peer just stops
+                await done.wait()
+    assert got == [str(n) for n in range(5)]
+    assert isinstance(outcome[0], wskit.ConnectionClosedError)
+    assert outcome[0].code == 1006
