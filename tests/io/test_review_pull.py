@@ -8,6 +8,8 @@ Trio, over real sockets on 127.0.0.1, bounded in time.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import struct
 import zlib
 
@@ -588,3 +590,88 @@ async def test_messages_before_a_peers_eof_are_delivered_then_1006(
     assert got == [str(n) for n in range(5)]
     assert isinstance(outcome[0], wskit.ConnectionClosedError)
     assert outcome[0].code == 1006
+
+
+async def test_a_handler_that_returns_at_once_closes_cleanly_under_incoming_messages(
+    anyio_backend_name: str,
+) -> None:
+    handlers = Handlers()
+
+    async def hasty(ws: WebSocket) -> None:
+        handlers.add(ws)  # and return without ever calling recv()
+
+    async def send_until_closed(ws: WebSocket) -> None:
+        # Messages keep coming while the server closes: they are read past
+        # (nobody will receive them), and its close frame is answered.
+        for index in range(10_000):
+            await ws.send(f"message {index}")
+            if index % 50 == 0:
+                await anyio.sleep(0.001)
+
+    with anyio.fail_after(10):
+        async with wskit.serve(hasty, "127.0.0.1", 0, close_timeout=2) as server:
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                with anyio.fail_after(AWAY_BOUND + 2), pytest.raises(ConnectionClosed):
+                    await send_until_closed(ws)
+            assert ws.close_code == 1000
+            server_ws = await handlers.first()
+            with anyio.fail_after(2):
+                await server_ws.wait_closed()
+            assert server_ws.close_code == 1000
+
+
+# Noticed on the way (client side, not pull mode): a close frame that came
+# with the 101 response is an early event, handled only once the reader runs.
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+async def _accept_and_close_at_once(stream: anyio.abc.SocketStream) -> None:
+    """A server that answers the upgrade and sends its close frame in the same write."""
+    async with stream:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive()
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in data.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        await stream.send(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept
+            + b"\r\n\r\n"
+            + frame(CLOSE, close_payload(1000), mask=False)
+        )
+        with anyio.move_on_after(2):
+            await stream.receive()  # the client's close echo; then we close TCP first
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="client: send() right after connect() when the server's close frame came with "
+    "the 101 raises ConnectionClosedError(1006 'the connection is closing'): the core "
+    "is CLOSED but the Terminated event waits in _early_events for the reader",
+)
+async def test_a_close_frame_that_came_with_the_handshake_is_reported_by_send(
+    anyio_backend_name: str,
+) -> None:
+    codes: list[int | None] = []
+    with anyio.fail_after(10):
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, _accept_and_close_at_once)
+            async with wskit.connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+                try:
+                    await ws.send("too late")
+                except ConnectionClosed as exc:
+                    codes.append(exc.code)
+                with pytest.raises(wskit.ConnectionClosedOK):
+                    await ws.recv()
+            tg.cancel_scope.cancel()
+    assert ws.close_code == 1000
+    # recv() says 1000, and so should send(): one close, one code.
+    assert codes == [1000]
