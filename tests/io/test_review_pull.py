@@ -17,7 +17,16 @@ import anyio
 import pytest
 
 import wskit
-from tests.frames import BINARY, CLOSE, CONTINUATION, TEXT, close_payload, frame, upgrade_request
+from tests.frames import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    TEXT,
+    close_payload,
+    deflate,
+    frame,
+    upgrade_request,
+)
 from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
 from wskit.core import Connection, Event, Fragment, Message, State
@@ -618,6 +627,49 @@ async def test_a_handler_that_returns_at_once_closes_cleanly_under_incoming_mess
             with anyio.fail_after(2):
                 await server_ws.wait_closed()
             assert server_ws.close_code == 1000
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="frames sent with the upgrade request are parsed at accept, before WebSocket "
+    "sets step_budget: up to max_head (32 KiB) of compressed bytes inflate in one go",
+)
+async def test_compressed_frames_sent_with_the_upgrade_request_are_parsed_in_steps(
+    anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count, size = 25, 1 << 20  # 25 MiB inflated from ~26 KiB, under max_head
+    batches: list[int] = []
+    events = Connection.events
+
+    def measured_events(self: Connection) -> list[Event]:
+        batch = events(self)
+        batches.append(sum(len(e.data) for e in batch if isinstance(e, Fragment | Message)))
+        return batch
+
+    monkeypatch.setattr(Connection, "events", measured_events)
+    got = [0]
+
+    async def slow(ws: WebSocket) -> None:
+        for _ in range(count):
+            got[0] += len(await ws.recv())
+
+    burst = b"".join(frame(BINARY, deflate(bytes(size)), rsv=4) for _ in range(count))
+    with anyio.fail_after(20):
+        async with wskit.serve(slow, "127.0.0.1", 0, max_queue=1, close_timeout=2) as server:
+            async with await RawClient.open(server.port) as client:
+                # The request and the frames in one write: they arrive together.
+                await client.send(
+                    upgrade_request(b"Sec-WebSocket-Extensions: permessage-deflate\r\n") + burst
+                )
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await client.stream.receive()
+                head, _, client.leftover = data.partition(b"\r\n\r\n")
+                assert b"permessage-deflate" in head
+                await answer_close(client)
+    assert got[0] == count * size
+    # As for any read: 64 KiB a step, plus the frame at hand (a whole message here).
+    assert max(batches) <= 65536 + size + 1024, max(batches)
 
 
 # Noticed on the way (client side, not pull mode): a close frame that came
