@@ -191,7 +191,7 @@ async def test_shutdown_with_a_silent_peer_ends_a_recv_waiting_on_the_socket(
             ended.append("left")
 
     with anyio.fail_after(10):
-        async with await_server(receiver) as server:
+        async with quiet_server(receiver) as server:
             client = await RawClient.open(server.port)
             async with client:
                 await client.handshake()
@@ -210,7 +210,7 @@ async def test_shutdown_with_a_silent_peer_ends_a_recv_waiting_on_the_socket(
     assert server_ws.state is State.CLOSED
 
 
-def await_server(handler: wskit.server.Handler) -> wskit.Server:
+def quiet_server(handler: wskit.server.Handler) -> wskit.Server:
     """A server whose connections close within 0.5 s, without keepalive or compression."""
     return wskit.serve(
         handler, "127.0.0.1", 0, ping_interval=None, compression=None, close_timeout=0.5
