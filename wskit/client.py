@@ -46,7 +46,7 @@ from .options import Compression, Options
 from .plugins.base import ClientRequest, Plugin
 from .plugins.chain import PluginChain
 from .uri import WebSocketURI, parse_uri
-from .websocket import READ_SIZE, WebSocket
+from .websocket import READ_SIZE, STEP_BUDGET, WebSocket
 
 __all__ = ["Connect", "connect"]
 
@@ -292,6 +292,8 @@ class Connect:
             extra_headers=self._headers,
             config=self._options.core_config(),
         )
+        if conn.config.compression is not None:
+            conn.step_budget = STEP_BUDGET  # frames sent with the 101: in steps too
         try:
             await stream.send(conn.data_to_send())
             while True:

@@ -42,7 +42,7 @@ from .options import Compression, Options
 from .plugins.base import Handshake, Plugin
 from .plugins.chain import PluginChain
 from .responses import Response
-from .websocket import READ_SIZE, WebSocket
+from .websocket import READ_SIZE, STEP_BUDGET, WebSocket
 
 __all__ = ["Handler", "ProcessRequest", "Server", "serve"]
 
@@ -403,6 +403,8 @@ class Server:
         (TLS, in-memory streams) one scope bounds the whole handshake.
         """
         conn = ServerConnection(self._config, http_requests=True)
+        if self._config.compression is not None:
+            conn.step_budget = STEP_BUDGET  # frames sent with the request: in steps too
         ws: WebSocket | None = None
         handshake: Handshake | None = None
         passed: list[Plugin] = []

@@ -107,6 +107,13 @@ __all__ = ["WebSocket"]
 READ_SIZE = 262144
 """Bytes asked of the transport per read: large reads amortize the per-call cost."""
 
+STEP_BUDGET = 65536
+"""Bytes of message data one parse step may produce when compression can be
+negotiated (``Connection.step_budget``): one read may inflate ~1000x, and the
+queue takes each step's events before the next, so ``max_queue`` bounds
+memory. The server and ``connect()`` set it before the handshake, so frames
+that arrive with it are parsed in steps too."""
+
 AWAY_CHECK = 0.1
 """Seconds between checks that someone reads a server connection in pull mode
 (on Trio, where the task in ``recv()`` reads the socket itself): once nobody
@@ -308,11 +315,10 @@ class WebSocket:
         # Set while send_fragments() holds the message stream: other sends wait.
         self._fragmenting: anyio.Event | None = None
         # With compression, one read may inflate ~1000x: the core parses it
-        # in steps of 64 KiB of inflated data, and the queue takes each
-        # step's events before the next, so max_queue bounds memory again.
-        self._slice = 65536 if conn.compression is not None else 0
-        if self._slice:
-            conn.step_budget = self._slice
+        # in steps (STEP_BUDGET), and the queue takes each step's events
+        # before the next, so max_queue bounds memory again.
+        self._slice = STEP_BUDGET if conn.compression is not None else 0
+        conn.step_budget = self._slice or None
         self._end: Terminated | None = None
         # Events the core already holds (server side: frames that came with the
         # request, replayed by accept()) are the reader's too: left in the core,
@@ -418,6 +424,7 @@ class WebSocket:
             direct is None
             or isinstance(self._conn, ClientConnection)  # it waits for the server's EOF
             or self._early_events
+            or self._conn.has_pending_input  # frames with the handshake, left for steps
             or not direct.consume(self._consume, self._transport_ended)
         ):
             tasks.start_soon(self.run, tasks, timers)
@@ -439,6 +446,7 @@ class WebSocket:
             and self._waker is not None  # to wake a recv() waiting for bytes at the end
             and not isinstance(conn, ClientConnection)  # it waits for the server's EOF
             and not self._early_events
+            and not conn.has_pending_input
             and (
                 config.ping_interval is None or timeout is None or timeout >= PULL_MIN_PING_TIMEOUT
             )
@@ -652,9 +660,6 @@ class WebSocket:
     def _start_writer(self, tasks: anyio.abc.TaskGroup) -> None:
         self._writer_started = True
         tasks.start_soon(self._writer)
-        # A write that waits for the peer: the peer may wait for us to read
-        # (both sides writing), so someone must read while the handler waits.
-        self._want_reader()
 
     def _poke_timer(self) -> None:
         """Schedule the connection's next deadline if it is earlier than the one scheduled."""
@@ -767,6 +772,12 @@ class WebSocket:
         # Frames that came with the handshake are already in the core.
         await self._dispatch([*self._early_events, *self._conn.events()])
         self._early_events = []
+        # Frames past the first step (compressed, see STEP_BUDGET) are fed
+        # first, in steps, as the rest of a read would be; the core's bytes
+        # are older than any the callbacks left.
+        pending = self._conn.take_pending_input()
+        if pending:
+            self._handoff_data = pending + self._handoff_data
         terminated = self._terminated
         # On the lean stream, bytes that arrive while the reader waits are
         # parsed and delivered in the transport's callback (_consume): a
@@ -827,7 +838,7 @@ class WebSocket:
             await self._dispatch(self._conn.events())
             # Compressed: the core parsed one step; once the queue took its
             # events (waiting for room), the next.
-            while self._slice and self._conn.has_pending_input:
+            while self._conn.has_pending_input:
                 self._conn.receive_data(b"", now=anyio.current_time())
                 await self._dispatch(self._conn.events())
             woke_handler = was_empty and bool(self._queue)
@@ -905,7 +916,9 @@ class WebSocket:
             tasks = self._tasks
             assert tasks is not None
             tasks.start_soon(self._drive)
-        elif self._pulling:  # called by the puller: the reader starts as it leaves
+        elif self._puller:
+            # Called by the puller (in pull mode, or just out of it: a close
+            # verdict earlier in this read): the reader starts as it leaves.
             self._want_reader()
         else:
             assert self._direct is not None
@@ -1045,6 +1058,19 @@ class WebSocket:
         # write, large payloads as writes of their own (not copied).
         while buffers := (self._tail or self._take_output()):
             self._tail = []
+            sock = self._sock
+            if sock is not None and self._pulling:
+                # Pull mode (the answers to a burst, joined): written at once
+                # if the kernel takes them all. A write that has to wait
+                # waits for the peer, which may wait for us to read (both
+                # sides writing): from then on a reader task reads.
+                taken = sock.try_send(buffers)
+                if taken == sum(map(len, buffers)):
+                    self._signal_drained()
+                    continue
+                rest: list[bytes | memoryview] = list(remainder(buffers, taken))
+                buffers = rest
+                self._want_reader()
             self._inflight = sum(map(len, buffers))
             self._writing = True
             try:
@@ -1152,6 +1178,10 @@ class WebSocket:
 
     def _closed_error(self) -> ConnectionClosed:
         end = self._end
+        if end is None:
+            # The end may have come with the handshake (a close frame in the
+            # same read as the 101), its event still waiting for the reader.
+            end = next((e for e in self._early_events if isinstance(e, Terminated)), None)
         if end is not None:
             return closed_error(end.code, end.reason)
         if self._close_sent is not None:  # we are closing: say with what

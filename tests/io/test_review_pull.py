@@ -252,13 +252,6 @@ class Refuse(Plugin):
         return Close(1008, "refused") if message == "bad" else PASS
 
 
-TRIO_CLOSE_BUG = (
-    "pull mode: a Close verdict in _consume_piece() leaves pull mode (_want_reader), "
-    "so the next message's hand-over hits _hand_over()'s else branch: "
-    "assert self._direct is not None fails inside the handler's recv()"
-)
-
-
 class Explode(Plugin):
     """Raises on the message ``bad`` (a plugin's bug: wskit closes with 1011)."""
 
@@ -281,10 +274,8 @@ class Explode(Plugin):
     ],
 )
 async def test_a_close_verdict_followed_by_a_message_in_the_same_read(
-    anyio_backend_name: str, plugin: Plugin, code: int, request: pytest.FixtureRequest
+    anyio_backend_name: str, plugin: Plugin, code: int
 ) -> None:
-    if anyio_backend_name == "trio":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=TRIO_CLOSE_BUG))
     got: list[str | bytes] = []
     outcome: list[BaseException] = []
 
@@ -455,17 +446,8 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> list[WebSocket]:
 
 
 async def test_answers_to_a_burst_keep_pull_mode(
-    anyio_backend_name: str, readers: list[WebSocket], request: pytest.FixtureRequest
+    anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
-    if anyio_backend_name == "trio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="pull mode: send() while messages wait in the queue leaves its "
-                "frames to the writer (_send_piece), and starting the writer leaves "
-                "pull mode for good (_start_writer -> _want_reader), though no write waited",
-            )
-        )
     handlers = Handlers()
 
     async def echo(ws: WebSocket) -> None:
@@ -488,9 +470,10 @@ async def test_answers_to_a_burst_keep_pull_mode(
                 client.leftover = b""
                 assert parse_frames(data) == [(TEXT, b"%d" % n) for n in range(10)]
                 server_ws = await handlers.first()
-                # Nothing had to wait: the handler in recv() still reads itself.
+                # Nothing had to wait: the handler in recv() still reads itself
+                # (the writer joined the burst's answers, and the kernel took them).
                 assert readers == []
-                assert not server_ws._writer_started
+                assert server_ws._pulling == (anyio_backend_name == "trio")  # asyncio: callbacks
             server.close()
 
 
@@ -630,11 +613,6 @@ async def test_a_handler_that_returns_at_once_closes_cleanly_under_incoming_mess
             assert server_ws.close_code == 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="frames sent with the upgrade request are parsed at accept, before WebSocket "
-    "sets step_budget: up to max_head (32 KiB) of compressed bytes inflate in one go",
-)
 async def test_compressed_frames_sent_with_the_upgrade_request_are_parsed_in_steps(
     anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -713,12 +691,6 @@ async def _accept_and_close_at_once(stream: anyio.abc.SocketStream) -> None:
         await _accept_and_send(stream, b"", frame(CLOSE, close_payload(1000), mask=False))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client: send() right after connect() when the server's close frame came with "
-    "the 101 raises ConnectionClosedError(1006 'the connection is closing'): the core "
-    "is CLOSED but the Terminated event waits in _early_events for the reader",
-)
 async def test_a_close_frame_that_came_with_the_handshake_is_reported_by_send(
     anyio_backend_name: str,
 ) -> None:
@@ -747,11 +719,6 @@ async def _serve_bomb(stream: anyio.abc.SocketStream) -> None:
         await _accept_and_send(stream, b"Sec-WebSocket-Extensions: permessage-deflate\r\n", burst)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client: frames that came with the 101 response are parsed in the handshake, "
-    "before WebSocket sets step_budget: a read (READ_SIZE, 256 KiB) inflates in one go",
-)
 async def test_compressed_frames_sent_with_the_101_response_are_parsed_in_steps(
     anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
