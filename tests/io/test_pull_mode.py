@@ -17,6 +17,7 @@ import pytest
 
 import wskit
 from tests.frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, frame
+from tests.io.pull_support import Handlers
 from tests.io.raw import RawClient, listening_socket, parse_frames
 from wskit import ConnectionClosed, ConnectionClosedOK, WebSocket
 from wskit.core import State
@@ -27,37 +28,6 @@ pytestmark = pytest.mark.anyio
 # A ping sent while nobody is in recv() is read within two away periods; the
 # rest is room for a loaded machine (a bound, not a speed target).
 PONG_BOUND = 2 * AWAY_CHECK + 0.5
-
-
-class Handlers:
-    """Server-side WebSockets as they arrive, for the test to look at."""
-
-    def __init__(self) -> None:
-        self.connections: list[WebSocket] = []
-        self._arrived = anyio.Event()
-
-    def add(self, ws: WebSocket) -> None:
-        self.connections.append(ws)
-        self._arrived.set()
-
-    async def first(self) -> WebSocket:
-        await self._arrived.wait()
-        return self.connections[0]
-
-
-@pytest.fixture
-def readers(monkeypatch: pytest.MonkeyPatch) -> list[WebSocket]:
-    """The server connections that started a reader task, one entry per start."""
-    started: list[WebSocket] = []
-    drive = WebSocket._drive
-
-    async def counted(self: WebSocket) -> None:
-        if self.request is not None:  # a client connection always has its reader
-            started.append(self)
-        await drive(self)
-
-    monkeypatch.setattr(WebSocket, "_drive", counted)
-    return started
 
 
 async def read_frames(client: RawClient, count: int) -> list[tuple[int, bytes]]:

@@ -28,6 +28,7 @@ from tests.frames import (
     frame,
     upgrade_request,
 )
+from tests.io.pull_support import Handlers
 from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
 from wskit.core import Connection, Event, Fragment, Message, State
@@ -90,22 +91,6 @@ async def test_a_close_started_while_the_reader_waits_for_room_leaves_no_gap(
     # there, but what is delivered is a prefix of what was sent (no gap).
     assert got, "the message queued before the close was lost"
     assert got == [str(n) for n in range(len(got))]
-
-
-class Handlers:
-    """Server-side WebSockets as they arrive, for the test to look at."""
-
-    def __init__(self) -> None:
-        self.connections: list[WebSocket] = []
-        self._arrived = anyio.Event()
-
-    def add(self, ws: WebSocket) -> None:
-        self.connections.append(ws)
-        self._arrived.set()
-
-    async def first(self) -> WebSocket:
-        await self._arrived.wait()
-        return self.connections[0]
 
 
 async def test_the_timer_heap_does_not_grow_with_messages_in_pull_mode(
@@ -428,21 +413,6 @@ async def test_compressed_fragmented_messages_survive_cancelled_receives(
     assert cancels[0] > 0  # the receives were cancelled, at some point at least
     assert len(received) == count
     assert received == expected
-
-
-@pytest.fixture
-def readers(monkeypatch: pytest.MonkeyPatch) -> list[WebSocket]:
-    """The server connections that started a reader task, one entry per start."""
-    started: list[WebSocket] = []
-    drive = WebSocket._drive
-
-    async def counted(self: WebSocket) -> None:
-        if self.request is not None:  # a client connection always has its reader
-            started.append(self)
-        await drive(self)
-
-    monkeypatch.setattr(WebSocket, "_drive", counted)
-    return started
 
 
 async def test_answers_to_a_burst_keep_pull_mode(
