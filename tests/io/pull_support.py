@@ -21,3 +21,9 @@ class Handlers:
     async def first(self) -> WebSocket:
         await self._arrived.wait()
         return self.connections[0]
+
+    async def echo(self, ws: WebSocket) -> None:
+        """A server handler that records its connection, then echoes every message."""
+        self.add(ws)
+        async for message in ws:
+            await ws.send(message)

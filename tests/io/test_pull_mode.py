@@ -42,16 +42,12 @@ async def read_frames(client: RawClient, count: int) -> list[tuple[int, bytes]]:
 async def test_an_echo_needs_no_reader_task_on_trio(
     anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
-    handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
-
     for compression in (None, "deflate"):
+        handlers = Handlers()
         with anyio.fail_after(10):
-            async with wskit.serve(echo, "127.0.0.1", 0, compression=compression) as server:
+            async with wskit.serve(
+                handlers.echo, "127.0.0.1", 0, compression=compression
+            ) as server:
                 url = f"ws://127.0.0.1:{server.port}"
                 async with wskit.connect(url, compression=compression) as ws:
                     for index in range(200):
@@ -66,18 +62,13 @@ async def test_an_echo_needs_no_reader_task_on_trio(
                 assert server_ws.close_code == 1000
                 # The peer's close was read by the task in recv(), which closed.
                 assert server_ws not in readers
-        handlers = Handlers()
 
 
 async def test_an_idle_connection_in_recv_keeps_no_timer_entry(
     anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
     handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
+    echo = handlers.echo
 
     with anyio.fail_after(10):
         async with wskit.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
@@ -216,11 +207,7 @@ async def test_a_peer_close_read_in_recv_closes_without_a_reader(
     anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
     handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
+    echo = handlers.echo
 
     with anyio.fail_after(10):
         async with wskit.serve(echo, "127.0.0.1", 0, compression=None) as server:
@@ -410,11 +397,7 @@ async def test_a_short_ping_timeout_gets_a_reader_from_the_start(
     anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
     handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
+    echo = handlers.echo
 
     with anyio.fail_after(10):
         # A pong may wait two away periods to be read in pull mode: too long

@@ -97,11 +97,7 @@ async def test_the_timer_heap_does_not_grow_with_messages_in_pull_mode(
     anyio_backend_name: str,
 ) -> None:
     handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
+    echo = handlers.echo
 
     with anyio.fail_after(15):
         # A keepalive deadline is pending all along: each away check that
@@ -419,11 +415,7 @@ async def test_answers_to_a_burst_keep_pull_mode(
     anyio_backend_name: str, readers: list[WebSocket]
 ) -> None:
     handlers = Handlers()
-
-    async def echo(ws: WebSocket) -> None:
-        handlers.add(ws)
-        async for message in ws:
-            await ws.send(message)
+    echo = handlers.echo
 
     with anyio.fail_after(10):
         async with wskit.serve(echo, "127.0.0.1", 0, compression=None) as server:
