@@ -576,13 +576,18 @@ def lean_socket_accept(
             taken = 0
             await anyio.lowlevel.checkpoint()
         try:
-            sock, _ = await loop.sock_accept(raw)
-        except asyncio.CancelledError:
-            # bpo-41317 (as AnyIO does): a cancelled sock_accept() may
-            # leave its reader behind; the socket is closed soon after.
-            with contextlib.suppress(ValueError, NotImplementedError, OSError):
-                loop.remove_reader(raw)
-            raise
+            # What the kernel holds is taken at once: uvloop's sock_accept()
+            # adds and removes the listener in epoll at every call, and
+            # asyncio's makes a future even when a connection is waiting.
+            sock, _ = raw.accept()
+        except BlockingIOError:
+            sock = await _wait_and_accept(loop, raw)
+        else:
+            try:
+                sock.setblocking(False)  # as sock_accept() does
+            except OSError:
+                sock.close()
+                raise
         taken += 1
         if sock.proto != socket.IPPROTO_TCP:
             # asyncio sets TCP_NODELAY only on sockets made with
@@ -593,6 +598,19 @@ def lean_socket_accept(
         return sock
 
     return accept
+
+
+async def _wait_and_accept(loop: asyncio.AbstractEventLoop, raw: socket.socket) -> socket.socket:
+    """Wait for a connection on the listening socket ``raw`` and accept it."""
+    try:
+        sock, _ = await loop.sock_accept(raw)
+    except asyncio.CancelledError:
+        # bpo-41317 (as AnyIO does): a cancelled sock_accept() may leave its
+        # reader behind; the socket is closed soon after.
+        with contextlib.suppress(ValueError, NotImplementedError, OSError):
+            loop.remove_reader(raw)
+        raise
+    return sock
 
 
 async def lean_open(sock: socket.socket) -> LeanStream:
