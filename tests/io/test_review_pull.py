@@ -575,19 +575,25 @@ async def test_a_handler_that_returns_at_once_closes_cleanly_under_incoming_mess
             assert server_ws.close_code == 1000
 
 
-async def test_compressed_frames_sent_with_the_upgrade_request_are_parsed_in_steps(
-    anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    count, size = 25, 1 << 20  # 25 MiB inflated from ~26 KiB, under max_head
-    batches: list[int] = []
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Message bytes in each batch of events the core hands out, in order."""
+    sizes: list[int] = []
     events = Connection.events
 
     def measured_events(self: Connection) -> list[Event]:
         batch = events(self)
-        batches.append(sum(len(e.data) for e in batch if isinstance(e, Fragment | Message)))
+        sizes.append(sum(len(e.data) for e in batch if isinstance(e, Fragment | Message)))
         return batch
 
     monkeypatch.setattr(Connection, "events", measured_events)
+    return sizes
+
+
+async def test_compressed_frames_sent_with_the_upgrade_request_are_parsed_in_steps(
+    anyio_backend_name: str, batches: list[int]
+) -> None:
+    count, size = 25, 1 << 20  # 25 MiB inflated from ~26 KiB, under max_head
     got = [0]
 
     async def slow(ws: WebSocket) -> None:
@@ -682,18 +688,9 @@ async def _serve_bomb(stream: anyio.abc.SocketStream) -> None:
 
 
 async def test_compressed_frames_sent_with_the_101_response_are_parsed_in_steps(
-    anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
+    anyio_backend_name: str, batches: list[int]
 ) -> None:
     count, size = 25, 1 << 20
-    batches: list[int] = []
-    events = Connection.events
-
-    def measured_events(self: Connection) -> list[Event]:
-        batch = events(self)
-        batches.append(sum(len(e.data) for e in batch if isinstance(e, Fragment | Message)))
-        return batch
-
-    monkeypatch.setattr(Connection, "events", measured_events)
     got = 0
     with anyio.fail_after(15):
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
