@@ -7,6 +7,13 @@ per wait, in every connection, even when no deadline is set. Instead, a
 server (or a client connection) runs one :class:`Timers` task: connections
 push their next deadline onto its heap, and it calls them back when due.
 
+Some checks are due every period rather than at a deadline, and only while
+the connection is in some state: the *patrol* (:meth:`Timers.patrol`) calls
+each of its targets once per :data:`PATROL_PERIOD` until it answers that it
+leaves. A set, one walk per period for all of them: joining costs a set
+insertion, where a deadline of its own would cost a clock read, a heap entry
+and a pop per target per period.
+
 Entries are not removed one by one: a connection that moves its deadline
 pushes a new entry (``replacing=True``), and the old one is recognized as
 stale when it comes due (its deadline is no longer the one the connection
@@ -28,7 +35,10 @@ import anyio
 
 from ._signal import Signal
 
-__all__ = ["Timed", "Timers"]
+__all__ = ["PATROL_PERIOD", "Patrolled", "Timed", "Timers"]
+
+PATROL_PERIOD = 0.1
+"""Seconds between two walks of the patrol (:meth:`Timers.patrol`)."""
 
 logger = logging.getLogger("wskit.timers")
 
@@ -48,11 +58,19 @@ class Timed(Protocol):
         ...  # pragma: no cover
 
 
+class Patrolled(Protocol):
+    """What the patrol calls back (see :meth:`Timers.patrol`)."""
+
+    def on_patrol(self) -> bool:
+        """Called once per walk; return False to leave the patrol."""
+        ...  # pragma: no cover
+
+
 @final
 class Timers:
-    """A heap of deadlines, served by :meth:`run` in one task."""
+    """A heap of deadlines and a patrol, served by :meth:`run` in one task."""
 
-    __slots__ = ("_heap", "_order", "_sleeping_until", "_stale", "_wake")
+    __slots__ = ("_heap", "_order", "_patrol", "_patrol_at", "_sleeping_until", "_stale", "_wake")
 
     def __init__(self) -> None:
         # (deadline, tie-breaker, target): the counter keeps targets from being compared.
@@ -61,6 +79,47 @@ class Timers:
         self._wake = Signal()
         self._sleeping_until = math.inf
         self._stale = 0  # entries whose target asked for another deadline since
+        # Held strongly: a target leaves at the first walk after it stops
+        # wanting the patrol, so at most one period later.
+        self._patrol: set[Patrolled] = set()
+        self._patrol_at = -math.inf  # the next walk (-inf: at the next pass)
+
+    def patrol(self, target: Patrolled) -> None:
+        """Call ``target.on_patrol()`` at every walk, until it returns False.
+
+        Walks come every :data:`PATROL_PERIOD`; the first walk after a target
+        joins may come at any time within that period (at once, when the
+        patrol was empty). Joining again while a member does nothing.
+        """
+        patrol = self._patrol
+        if not patrol:
+            self._patrol_at = -math.inf
+            if self._sleeping_until != -math.inf:
+                self._wake.set()
+        patrol.add(target)
+
+    def __contains__(self, target: object) -> bool:
+        """Whether ``target`` is on the patrol now."""
+        return target in self._patrol
+
+    def walk(self, now: float) -> None:
+        """Call the patrol's targets if a walk is due at ``now``; time the next walk."""
+        patrol = self._patrol
+        if not patrol or now < self._patrol_at:
+            return
+        self._patrol_at = now + PATROL_PERIOD
+        for target in list(patrol):
+            try:
+                stays = target.on_patrol()
+            except Exception:  # one connection's bug must not stop the patrol
+                logger.exception("a patrol callback raised")
+                stays = False
+            if not stays:
+                patrol.discard(target)
+
+    def next_walk(self) -> float:
+        """When the next walk is due (``inf``: nobody is on the patrol)."""
+        return self._patrol_at if self._patrol else math.inf
 
     def schedule(self, deadline: float, target: Timed, *, replacing: bool) -> None:
         """Call ``target.on_timer(now)`` once ``deadline`` has passed.
@@ -111,13 +170,14 @@ class Timers:
         """Serve deadlines until cancelled."""
         while True:
             now = anyio.current_time()
+            self.walk(now)
             self.fire_due(now)
-            deadline = self.next_deadline()
+            deadline = min(self.next_deadline(), self.next_walk())
             self._sleeping_until = deadline
             if deadline == math.inf:
                 await self._wake.wait()
             else:
-                with anyio.move_on_after(deadline - now):
+                with anyio.move_on_after(max(deadline - now, 0.0)):
                     await self._wake.wait()
             self._sleeping_until = -math.inf  # awake: nobody needs to wake us
 

@@ -61,7 +61,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Sequence
 from typing import Any, Protocol, cast, final
 
 import anyio
@@ -70,7 +70,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from ._signal import Flag, Signal
-from ._timers import Timers
+from ._timers import PATROL_PERIOD, Timers
 from .backends.direct import DirectSocket, remainder
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream
@@ -114,7 +114,7 @@ queue takes each step's events before the next, so ``max_queue`` bounds
 memory. The server and ``connect()`` set it before the handshake, so frames
 that arrive with it are parsed in steps too."""
 
-AWAY_CHECK = 0.1
+AWAY_CHECK = PATROL_PERIOD
 """Seconds between checks that someone reads a server connection in pull mode
 (on Trio, where the task in ``recv()`` reads the socket itself): once nobody
 has been in ``recv()`` for a whole period, a reader task takes over. So bytes
@@ -152,7 +152,6 @@ class WebSocket:
     __slots__ = (
         "__weakref__",  # the timer service holds connections weakly
         "_assembling",
-        "_away_check",
         "_back",
         "_callbacks",
         "_check",
@@ -176,6 +175,7 @@ class WebSocket:
         "_inflight",
         "_max_queue",
         "_partial",
+        "_patrolled",
         "_pause",
         "_piece_stream",
         "_pings",
@@ -297,9 +297,9 @@ class WebSocket:
         # reads the socket. _puller: a task is reading in _pull() now.
         self._pulling = False
         self._puller = False
-        # When the next away check is due (inf: none pending), and whether a
-        # recv() has read since the last one (see _check_away()).
-        self._away_check = math.inf
+        # Whether the timer service's patrol checks this connection now, and
+        # whether a recv() has read since its last walk (see on_patrol()).
+        self._patrolled = False
         self._back = False
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
@@ -417,7 +417,9 @@ class WebSocket:
             self._back = True  # the handler is about to call recv(): one period of grace
             if self._wake_writer.is_set():  # woken before start()
                 self._kick_writer()
-            self._arm_away()
+            self._patrolled = True
+            timers.patrol(self)
+            self._poke_timer()
             return
         direct = self._direct
         if (
@@ -456,8 +458,7 @@ class WebSocket:
         """Leave pull mode: a reader task reads from now on (started at once, or by the puller)."""
         if not self._pulling:
             return
-        self._pulling = False
-        self._away_check = math.inf  # a pending entry finds nothing to do
+        self._pulling = False  # the patrol drops it at its next walk
         if not self._puller:
             self._start_reader()
         # else the task in _pull() is waiting on the socket: two waiters would
@@ -468,22 +469,23 @@ class WebSocket:
         if tasks is not None and not self._finished:
             tasks.start_soon(self._drive)
 
-    def _arm_away(self) -> None:
-        """Schedule the next away check (pull mode; one clock read per period, not per message)."""
-        self._away_check = anyio.current_time() + AWAY_CHECK
-        self._poke_timer()
+    def on_patrol(self) -> bool:
+        """The away check, at each walk of the timer service's patrol (pull mode).
 
-    def _check_away(self, now: float) -> None:
-        """The away check: start the reader if nobody read for a whole period."""
-        if not self._pulling or self._puller:
-            return  # a task is in recv() now: it arms the next check as it leaves
-        if self._back:
-            # A recv() read since the last check: maybe just now. Look again
-            # one period later (so nobody reads for at most two periods).
-            self._back = False
-            self._away_check = now + AWAY_CHECK
-            return
-        self._want_reader()
+        Starts the reader if nobody read for a whole period. Returns whether
+        the connection stays on the patrol: not while a task waits in
+        ``recv()`` (it joins again as it leaves), so an idle connection
+        costs the patrol nothing.
+        """
+        if self._pulling and not self._puller:
+            if self._back:
+                # A recv() read since the last walk: maybe just now. Look again
+                # at the next one (so nobody reads for at most two periods).
+                self._back = False
+                return True
+            self._want_reader()
+        self._patrolled = False
+        return False
 
     async def _pull(self) -> None:
         """Pull mode: read the socket in this task until a piece is queued or the connection ends.
@@ -504,15 +506,20 @@ class WebSocket:
         try:
             while self._pulling and not queue and not terminated.is_set():
                 try:
-                    data = sock.try_receive(READ_SIZE)
-                    if data is None:
+                    if sock.drained:
+                        # The last read emptied the kernel's buffer: wait
+                        # before reading (see DirectSocket.drained).
                         self._receiving = True  # the end wakes us (see _handle)
                         try:
-                            await sock.wait_readable()
+                            await sock.readable()
                         finally:
                             self._receiving = False
+                        sock.drained = False
                         continue
-                except TRANSPORT_ENDED:
+                    data = sock.try_receive(READ_SIZE)
+                    if data is None:
+                        continue  # woken, but nothing came after all: wait again
+                except sock.ended:
                     if not terminated.is_set():  # else woken by the end
                         self._eof = True
                         self._conn.receive_eof()
@@ -531,13 +538,15 @@ class WebSocket:
                 self._start_reader()  # wanted while we read
             elif terminated.is_set():
                 self._finish_pulled()
-            elif self._away_check == math.inf:
-                self._arm_away()
+            elif not self._patrolled:
+                timers = self._timers
+                if timers is not None:
+                    self._patrolled = True
+                    timers.patrol(self)
 
     def _finish_pulled(self) -> None:
         """After the end in pull mode: close now if nothing waits to leave, else the closer does."""
         self._pulling = False
-        self._away_check = math.inf
         sock = self._sock
         assert sock is not None
         if self._writer_started or self._writing or self._tail or not self._write_directly(sock):
@@ -670,9 +679,6 @@ class WebSocket:
         if self._close_plans:
             planned = min(plan[0] for plan in self._close_plans.values())
             deadline = planned if deadline is None else min(deadline, planned)
-        away = self._away_check
-        if away != math.inf:
-            deadline = away if deadline is None else min(deadline, away)
         if deadline is None or deadline >= self._timer_deadline:
             return
         if deadline == 0.0:
@@ -696,22 +702,9 @@ class WebSocket:
     def on_timer(self, now: float) -> None:
         """Called by the timer service once the scheduled deadline has passed."""
         self._timer_deadline = math.inf
-        if self._away_check <= now:
-            self._away_check = math.inf
-            self._check_away(now)
-            if not self._core_due(now):
-                self._poke_timer()  # only the away check was due: cheap
-                return
         self._close_if_planned(now)
         self._conn.tick(now)
         self._after_core_call()
-
-    def _core_due(self, now: float) -> bool:
-        """Whether the core's deadline or a close plan has come."""
-        deadline = self._conn.next_deadline()
-        if deadline is not None and deadline <= now:
-            return True
-        return any(plan[0] <= now for plan in self._close_plans.values())
 
     def _handle(self, event: object) -> None:
         if isinstance(event, Message | Fragment):
@@ -741,7 +734,6 @@ class WebSocket:
             for done, _, _ in self._pings.values():
                 done.set()
             self._wake_senders()
-            self._away_check = math.inf
             if self._pulling and not self._puller:
                 # Nobody in recv() to see the end (a timeout, a failed
                 # write): close now, or start the closer.
@@ -1222,17 +1214,39 @@ class WebSocket:
                 and every message that arrived before was already returned.
             ConnectionClosedError: it closed for any other reason.
         """
+        return await self._receive(stop=False)
+
+    async def _receive(self, *, stop: bool) -> str | bytes:
+        """:meth:`recv`, or with ``stop`` the next message of ``async for``.
+
+        One coroutine for both, doing the work itself: a connection waiting
+        for its next message holds as few fresh objects as can be (with
+        1,000 connections, the cyclic GC's young generation is mostly these
+        waits, and each collection walks all of them).
+        """
         parts = self._partial
-        while True:
-            piece = None
-            if self._piece_stream is None and not self._skip_rest:
-                piece = self._queue.get_nowait()  # no wait, no allocation
-            data, fin = piece if piece is not None else await self._next_piece()
-            if fin and parts.empty:
-                return data  # the common case: a message in one piece
-            parts.add(data)
-            if fin:
-                return parts.finish()
+        queue = self._queue
+        try:
+            while True:
+                if self._piece_stream is None and not self._skip_rest:
+                    piece = queue.get_nowait()  # no wait, no allocation
+                    if piece is None:
+                        if self._pulling:
+                            await self._pull()  # pull mode: this task reads (see start())
+                            continue
+                        piece = await self._next_piece()
+                else:
+                    piece = await self._next_piece()
+                data, fin = piece
+                if fin and parts.empty:
+                    return data  # the common case: a message in one piece
+                parts.add(data)
+                if fin:
+                    return parts.finish()
+        except ConnectionClosedOK:
+            if stop:
+                raise StopAsyncIteration from None
+            raise
 
     def recv_stream(self) -> AsyncIterator[str | bytes]:
         """Iterate over the next message in pieces as they arrive (``str`` or ``bytes``).
@@ -1274,7 +1288,16 @@ class WebSocket:
         """
         if self._fragmenting is not None:
             await self._wait_for_message_stream()
-        await self._send_piece(message, compress=compress, fin=True)
+        # _send_piece()'s steps, here rather than awaited: one coroutine less
+        # per message.
+        sock = self._direct_writer(message)
+        if sock is not None:
+            await sock.checkpoint_if_cancelled()  # see _send_piece()
+        self._frame_piece(message, compress, True)
+        if sock is None or not self._write_directly(sock):
+            await self._deliver()
+        elif sock.due_checkpoint():
+            await anyio.lowlevel.cancel_shielded_checkpoint()  # see _send_piece()
 
     async def send_fragments(
         self,
@@ -1324,6 +1347,20 @@ class WebSocket:
     async def _send_piece(
         self, data: str | bytes | bytearray | memoryview, *, compress: bool | None, fin: bool
     ) -> None:
+        sock = self._direct_writer(data)
+        if sock is not None:
+            # Trio's rule (a cancelled call raises), checked before the core
+            # takes the message: the direct write below may never wait.
+            await sock.checkpoint_if_cancelled()
+        self._frame_piece(data, compress, fin)
+        if sock is None or not self._write_directly(sock):  # the writer takes the rest
+            await self._deliver()
+        elif sock.due_checkpoint():
+            # Nothing here waited: let other tasks have a turn now and then.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    def _direct_writer(self, data: str | bytes | bytearray | memoryview) -> DirectSocket | None:
+        """The Trio socket to write ``data`` to directly, or None when it goes another way."""
         sock = self._sock
         if (
             sock is not None
@@ -1334,11 +1371,13 @@ class WebSocket:
             # write_limit, which would wait for the writer anyway.
             and (not self._queue or len(data) > self._write_limit)
         ):
-            # Trio's rule (a cancelled call raises), checked before the core
-            # takes the message: the direct write below may never wait.
-            await sock.checkpoint_if_cancelled()
-        else:
-            sock = None
+            return sock
+        return None
+
+    def _frame_piece(
+        self, data: str | bytes | bytearray | memoryview, compress: bool | None, fin: bool
+    ) -> None:
+        """Have the core frame ``data``, which then waits in it to be written."""
         try:
             if isinstance(data, str):
                 self._conn.send_text(data, compress=compress, fin=fin)
@@ -1348,11 +1387,9 @@ class WebSocket:
                 raise UsageError(f"send() takes str or bytes, got {type(data).__name__}")
         except InvalidState:
             raise self._closed_error() from None
-        if sock is not None and self._write_directly(sock):  # else the writer takes the rest
-            if sock.due_checkpoint():
-                # Nothing here waited: let other tasks have a turn now and then.
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            return
+
+    async def _deliver(self) -> None:
+        """Have what the core holds written other than directly; wait while over write_limit."""
         direct = self._direct
         if (
             direct is not None
@@ -1555,8 +1592,7 @@ class _Messages:
     def __aiter__(self) -> _Messages:
         return self
 
-    async def __anext__(self) -> str | bytes:
-        try:
-            return await self._ws.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+    def __anext__(self) -> Coroutine[Any, Any, str | bytes]:
+        # The receiving coroutine itself, not one awaiting it: one frame
+        # less per message waited for.
+        return self._ws._receive(stop=True)

@@ -24,15 +24,18 @@ handler reads in its own ``recv()`` until a reader task takes over, see
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import ModuleType
 from typing import cast, final
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
+
+from .errors import TRANSPORT_ENDED
 
 __all__ = ["CHECKPOINT_EVERY", "MAX_BUFFERS", "DirectSocket", "remainder"]
 
@@ -61,19 +64,64 @@ class DirectSocket:
     :meth:`try_send`): the bytes' order is the caller's to keep.
     """
 
-    __slots__ = ("_clock", "_immediate", "_sock", "_trio")
+    __slots__ = (
+        "_clock",
+        "_immediate",
+        "_sock",
+        "_trio",
+        "checkpoint_if_cancelled",
+        "drained",
+        "ended",
+        "readable",
+    )
+
+    checkpoint_if_cancelled: Callable[[], Awaitable[None]]
+    """Raise if the calling task is cancelled; otherwise return without yielding.
+
+    Trio's rule for a call that may not wait: it still raises when
+    cancelled. For a caller that then writes with :meth:`try_send`. Trio's
+    own function, not a coroutine wrapping it."""
+
+    readable: Callable[[], Awaitable[None]]
+    """Wait until the socket has something to read (or is at its end).
+
+    As :meth:`wait_readable`, but Trio's own wait with no coroutine around
+    it (a connection waiting for its next message holds one frame less), so
+    a close while waiting raises Trio's ``ClosedResourceError``: catch
+    :attr:`ended`."""
+
+    ended: tuple[type[Exception], ...]
+    """What reading or waiting raises when the connection is over:
+    :data:`~wskit.backends.errors.TRANSPORT_ENDED`, and Trio's
+    ``ClosedResourceError`` from :attr:`readable`."""
+
+    drained: bool
+    """Whether the last :meth:`try_receive` found the kernel's buffer emptied
+    by it (it read less than asked for, or nothing). A reader that has
+    handled those bytes may then wait before reading again: a read now
+    would most likely fail with ``EAGAIN``, an exception and a system call
+    for nothing (waiting is safe either way: the wait returns at once for
+    bytes already there)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._immediate = 0  # direct operations since the last checkpoint
+        self.drained = True  # nothing read yet: the handshake's reader read it all
         # Only Trio's streams qualify (see of()): its clock and its waits are
         # called directly, without AnyIO's look-up of the running backend on
         # every call (a few % of the CPU per message with many connections).
         trio = sys.modules.get("trio")
         self._trio: ModuleType | None = trio
-        self._clock = cast(
-            "Callable[[], float]", trio.current_time if trio is not None else anyio.current_time
-        )
+        if trio is not None:
+            self._clock = cast("Callable[[], float]", trio.current_time)
+            self.checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+            self.readable = functools.partial(trio.lowlevel.wait_readable, sock)
+            self.ended = (*TRANSPORT_ENDED, trio.ClosedResourceError)
+        else:  # not reached through of(); kept whole for direct construction
+            self._clock = anyio.current_time
+            self.checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+            self.readable = self.wait_readable
+            self.ended = TRANSPORT_ENDED
 
     @staticmethod
     def of(stream: anyio.abc.AnyByteStream) -> DirectSocket | None:
@@ -134,9 +182,11 @@ class DirectSocket:
         try:
             data = self._sock.recv(max_bytes)
         except BlockingIOError:
+            self.drained = True
             return None
         if not data:
             raise anyio.EndOfStream
+        self.drained = len(data) < max_bytes
         return data
 
     async def wait_readable(self) -> None:
@@ -165,18 +215,6 @@ class DirectSocket:
         if sock.fileno() != -1:
             anyio.notify_closing(sock)
             sock.close()
-
-    async def checkpoint_if_cancelled(self) -> None:
-        """Raise if the calling task is cancelled; otherwise return without yielding.
-
-        Trio's rule for a call that may not wait: it still raises when
-        cancelled. For a caller that then writes with :meth:`try_send`.
-        """
-        trio = self._trio
-        if trio is None:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
 
     def time(self) -> float:
         """The event loop's clock, for a parser that wants the time of a read."""
