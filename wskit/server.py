@@ -35,6 +35,7 @@ from .backends.options import configure_accepted, validate_keepalive
 from .backends.premade import listener_from_socket
 from .backends.sockets import create_tcp_listeners, fast_accept
 from .backends.transport import describe, raw_socket, wrap_server_tls
+from .backends.trio_poller import Poller, poller_for_trio
 from .backends.unix import create_unix_listener
 from .core import Request, ServerConnection, State, Terminated
 from .errors import ConnectionClosed, UsageError
@@ -127,6 +128,9 @@ class Server:
         # connection at once: clients saw 1006, not 1001.)
         self._connection_scope = anyio.CancelScope(shield=True)
         self._timers = Timers()
+        # Trio on Linux: where connections in pull mode wait for bytes (made
+        # in the run, as it needs one).
+        self._poller: Poller | None = None
         self._stopped = anyio.Event()
         self._close_called_at = math.inf
         self._accepting = anyio.CancelScope()
@@ -206,11 +210,14 @@ class Server:
                 ):
                     self._tasks = connections
                     self._spawn = spawn
+                    self._poller = poller_for_trio()
                     connections.start_soon(self._timers.run)
                     connections.start_soon(self._accept_all)
                     task_status.started()
         finally:
             self._abort_connections()  # those served from callbacks have no task to cancel
+            if self._poller is not None:
+                self._poller.close()  # every connection is over: nobody waits in it
             self._stopped.set()
 
     def _abort_connections(self) -> None:
@@ -561,7 +568,7 @@ class Server:
         # task group per connection), or from the lean stream's callbacks
         # with no task at all: it ends by itself once the connection is
         # closed, and with the group's scope at shutdown.
-        ws.start(self._tasks, self._timers)
+        ws.start(self._tasks, self._timers, self._poller)
         try:
             if self._closing.is_set():
                 ws._start_closing(1001, "server shutting down")

@@ -75,6 +75,7 @@ from .backends.direct import DirectSocket, remainder
 from .backends.errors import TRANSPORT_ENDED, TRANSPORT_ERRORS, aclose_quietly
 from .backends.lean import LeanStream
 from .backends.transport import TransportInfo
+from .backends.trio_poller import Poller
 from .backends.wake import receive_waker
 from .core import (
     ClientConnection,
@@ -389,7 +390,9 @@ class WebSocket:
         self._poke_timer()
         await self._drive()
 
-    def start(self, tasks: anyio.abc.TaskGroup, timers: Timers) -> None:
+    def start(
+        self, tasks: anyio.abc.TaskGroup, timers: Timers, poller: Poller | None = None
+    ) -> None:
         """Start serving the connection, in ``tasks`` or with no task of its own.
 
         The server calls this. On the lean asyncio stream, a server
@@ -408,7 +411,9 @@ class WebSocket:
         while nobody is in ``recv()`` (:meth:`_want_reader`): nobody was for
         a whole :data:`AWAY_CHECK` period, a write must wait, the close
         handshake, a ``ping()``, two tasks receiving at once, a full queue
-        or a plugin's reply.
+        or a plugin's reply. With ``poller`` (the server's, on Linux), the
+        task in ``recv()`` waits for bytes through it rather than through
+        Trio's own ``wait_readable()`` (:mod:`wskit.backends.trio_poller`).
         """
         if self._may_pull():
             self._tasks = tasks
@@ -420,6 +425,11 @@ class WebSocket:
             self._patrolled = True
             timers.patrol(self)
             self._poke_timer()
+            if poller is not None:
+                sock = self._sock
+                assert sock is not None
+                sock.use_poller(poller)
+                self._waker = sock.wake_reader  # it wakes a wait in the poller too
             return
         direct = self._direct
         if (
@@ -465,6 +475,11 @@ class WebSocket:
         # clash (Trio allows one), so it starts the reader as it leaves.
 
     def _start_reader(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            # Out of pull mode, nobody waits through the poller now: the
+            # reader waits through Trio, only for this socket.
+            sock.leave_poller()
         tasks = self._tasks
         if tasks is not None and not self._finished:
             tasks.start_soon(self._drive)

@@ -36,6 +36,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .errors import TRANSPORT_ENDED
+from .trio_poller import Poller
 
 __all__ = ["CHECKPOINT_EVERY", "MAX_BUFFERS", "DirectSocket", "remainder"]
 
@@ -67,6 +68,7 @@ class DirectSocket:
     __slots__ = (
         "_clock",
         "_immediate",
+        "_poller",
         "_sock",
         "_trio",
         "checkpoint_if_cancelled",
@@ -105,6 +107,7 @@ class DirectSocket:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._poller: Poller | None = None
         self._immediate = 0  # direct operations since the last checkpoint
         self.drained = True  # nothing read yet: the handshake's reader read it all
         # Only Trio's streams qualify (see of()): its clock and its waits are
@@ -204,6 +207,37 @@ class DirectSocket:
         except trio.ClosedResourceError:
             raise anyio.ClosedResourceError from None
 
+    def use_poller(self, poller: Poller) -> None:
+        """Wait through ``poller`` from now on (:attr:`readable`), until :meth:`leave_poller`.
+
+        For a socket that one task reads for long, with many others like it
+        (see :mod:`wskit.backends.trio_poller`).
+        """
+        if self._poller is None:
+            self.readable = poller.register(self._sock)
+            self._poller = poller
+
+    def leave_poller(self) -> None:
+        """Wait through Trio again (a task waiting through the poller is woken, and fails)."""
+        poller = self._poller
+        if poller is not None:
+            self._poller = None
+            poller.unregister(self._sock)
+            trio = self._trio
+            assert trio is not None
+            self.readable = functools.partial(trio.lowlevel.wait_readable, self._sock)
+
+    def wake_reader(self) -> None:
+        """Wake the task waiting to read, however it waits: its wait raises ``ClosedResourceError``.
+
+        Meant for a connection that is over: a task waiting to write is
+        woken (and fails) too.
+        """
+        poller = self._poller
+        if poller is not None:
+            poller.interrupt(self._sock.fileno())
+        anyio.notify_closing(self._sock)
+
     def close_now(self) -> None:
         """Close the socket now, from synchronous code.
 
@@ -213,6 +247,7 @@ class DirectSocket:
         """
         sock = self._sock
         if sock.fileno() != -1:
+            self.leave_poller()
             anyio.notify_closing(sock)
             sock.close()
 

@@ -1,0 +1,261 @@
+"""The Trio poller: many sockets waited for through one epoll, led by a waiting task.
+
+Real socket pairs, real epoll. The poller is Trio's alone (asyncio's loop
+already waits for all sockets in one place, and the lean stream is its fast
+path): the first test checks on both loops that only Trio gets one; the rest
+run on Trio, as the lean stream's own tests run on asyncio.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wskit.backends.trio_poller import Poller, poller_for_trio
+
+pytestmark = pytest.mark.anyio
+
+Wait = Callable[[], Coroutine[Any, Any, None]]
+
+
+@contextmanager
+def pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """``count`` connected (reader, writer) socket pairs, nonblocking readers."""
+    made = [socket.socketpair() for _ in range(count)]
+    try:
+        for reader, _ in made:
+            reader.setblocking(False)
+        yield made
+    finally:
+        for reader, writer in made:
+            reader.close()
+            writer.close()
+
+
+def read_all(sock: socket.socket) -> bytes | None:
+    """What the kernel holds for ``sock`` now; None at its end (once nothing precedes it).
+
+    Bytes and the end may come in one wait: the bytes are returned first,
+    and the next wait must return at once for the end (the poller keeps it).
+    """
+    received = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return bytes(received)
+        if not chunk:
+            return None if not received else bytes(received)
+        received += chunk
+
+
+async def read_until_end(sock: socket.socket, wait: Wait, into: bytearray) -> None:
+    """Wait and read as a connection does: wait only after a read that emptied the socket."""
+    while True:
+        await wait()
+        chunk = read_all(sock)
+        if chunk is None:
+            return
+        into += chunk
+
+
+async def test_only_trio_gets_a_poller(anyio_backend_name: str) -> None:
+    poller = poller_for_trio()
+    try:
+        assert isinstance(poller, Poller) is (anyio_backend_name == "trio")
+    finally:
+        if poller is not None:
+            poller.close()
+
+
+trio_only = pytest.mark.parametrize("anyio_backend", ["trio"])
+
+
+@trio_only
+async def test_one_socket_gets_its_bytes_and_its_end() -> None:
+    poller = Poller()
+    try:
+        with pairs(1) as [(reader, writer)]:
+            wait = poller.register(reader)
+            received = bytearray()
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read_until_end, reader, wait, received)
+                    for part in (b"one", b"two", b"three"):
+                        await anyio.sleep(0.01)  # the reader waits in between: it leads
+                        writer.send(part)
+                    await anyio.sleep(0.01)
+                    writer.shutdown(socket.SHUT_WR)
+            assert received == b"onetwothree"
+    finally:
+        poller.close()
+
+
+@trio_only
+@settings(max_examples=25, deadline=None)
+@given(
+    sends=st.lists(
+        st.tuples(st.integers(0, 7), st.binary(min_size=1, max_size=3000), st.booleans()),
+        max_size=40,
+    )
+)
+async def test_every_byte_reaches_its_reader_whoever_leads(
+    sends: list[tuple[int, bytes, bool]],
+) -> None:
+    """Eight readers, bytes sent in any order, with or without a pause: all arrive, none hangs."""
+    poller = Poller()
+    try:
+        with pairs(8) as made:
+            waits = [poller.register(reader) for reader, _ in made]
+            received = [bytearray() for _ in made]
+            expected = [bytearray() for _ in made]
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for (reader, _), wait, into in zip(made, waits, received, strict=True):
+                        tg.start_soon(read_until_end, reader, wait, into)
+                    for index, data, pause in sends:
+                        made[index][1].sendall(data)
+                        expected[index] += data
+                        if pause:
+                            await anyio.sleep(0)
+                    for _, writer in made:
+                        writer.shutdown(socket.SHUT_WR)
+            assert received == expected
+            assert len(poller) == 0
+    finally:
+        poller.close()
+
+
+@trio_only
+async def test_an_interrupted_follower_fails_and_the_rest_still_read() -> None:
+    import trio
+
+    poller = Poller()
+    try:
+        with pairs(3) as made:
+            waits = [poller.register(reader) for reader, _ in made]
+            outcome: list[str] = []
+
+            async def first_wait(index: int) -> None:
+                await waits[index]()  # the mark left by register(): at once
+                try:
+                    await waits[index]()
+                except trio.ClosedResourceError:
+                    outcome.append(f"closed {index}")
+                else:
+                    outcome.append(f"bytes {index}")
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    for index in range(3):
+                        tg.start_soon(first_wait, index)
+                    await anyio.sleep(0.05)  # one leads, two follow
+                    assert len(poller) == 2
+                    # Interrupt every socket's waiter but the last one's.
+                    for reader, _ in made[:2]:
+                        poller.unregister(reader)
+                    await anyio.sleep(0.05)
+                    made[2][1].send(b"x")
+            assert sorted(outcome) == ["bytes 2", "closed 0", "closed 1"]
+    finally:
+        poller.close()
+
+
+@trio_only
+async def test_a_cancelled_leader_hands_the_lead_over() -> None:
+    poller = Poller()
+    try:
+        with pairs(2) as made:
+            waits = [poller.register(reader) for reader, _ in made]
+            woken: list[int] = []
+
+            async def wait_twice(index: int) -> None:
+                await waits[index]()  # the mark left by register()
+                await waits[index]()
+                woken.append(index)
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as outer:
+                    with anyio.CancelScope() as leader_scope:
+                        async with anyio.create_task_group() as tg:
+                            tg.start_soon(wait_twice, 0)
+                            await anyio.sleep(0.05)  # 0 leads
+                            outer.start_soon(wait_twice, 1)
+                            await anyio.sleep(0.05)  # 1 follows
+                            assert len(poller) == 1
+                            leader_scope.cancel()
+                    await anyio.sleep(0.05)
+                    assert len(poller) == 0  # 1 leads now
+                    made[1][1].send(b"x")
+            assert woken == [1]
+    finally:
+        poller.close()
+
+
+@trio_only
+async def test_a_cancelled_follower_leaves_no_trace() -> None:
+    poller = Poller()
+    try:
+        with pairs(2) as made:
+            waits = [poller.register(reader) for reader, _ in made]
+            for wait in waits:
+                await wait()  # the marks left by register()
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(waits[0])  # leads
+                    follower_scope = anyio.CancelScope()
+                    tg.start_soon(follower_scope_wait, waits[1], follower_scope)
+                    await anyio.sleep(0.05)
+                    assert len(poller) == 1
+                    follower_scope.cancel()
+                    await anyio.sleep(0.05)
+                    assert len(poller) == 0
+                    made[0][1].send(b"x")  # the leader returns: nobody is left waiting
+    finally:
+        poller.close()
+
+
+async def follower_scope_wait(wait: Wait, scope: anyio.CancelScope) -> None:
+    with scope:
+        await wait()
+
+
+@trio_only
+async def test_the_leader_interrupted_fails_and_a_follower_leads() -> None:
+    import trio
+
+    poller = Poller()
+    try:
+        with pairs(2) as made:
+            waits = [poller.register(reader) for reader, _ in made]
+            for wait in waits:
+                await wait()  # the marks left by register()
+            outcome: list[str] = []
+
+            async def watch(index: int) -> None:
+                try:
+                    await waits[index]()
+                except trio.ClosedResourceError:
+                    outcome.append(f"closed {index}")
+                else:
+                    outcome.append(f"bytes {index}")
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch, 0)
+                    await anyio.sleep(0.05)  # 0 leads
+                    tg.start_soon(watch, 1)
+                    await anyio.sleep(0.05)  # 1 follows
+                    poller.interrupt(made[0][0].fileno())
+                    await anyio.sleep(0.05)  # 1 leads now
+                    made[1][1].send(b"x")
+            assert outcome == ["closed 0", "bytes 1"]
+    finally:
+        poller.close()
