@@ -278,3 +278,77 @@ async def test_time_and_cancellation_check_follow_the_loop(anyio_backend_name: s
                 await direct.checkpoint_if_cancelled()
                 raise AssertionError("a cancelled caller must not get past the check")
             assert scope.cancelled_caught
+
+
+async def test_drained_says_whether_the_last_read_emptied_the_socket(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            assert direct.drained  # nothing read yet: a reader waits first
+            await client.send(b"hello")
+            await direct.readable()
+            assert direct.try_receive(3) == b"hel"
+            assert not direct.drained  # as much as asked: there may be more
+            assert direct.try_receive(3) == b"lo"
+            assert direct.drained  # less than asked: the buffer is empty
+            direct.drained = False
+            assert direct.try_receive(3) is None
+            assert direct.drained  # EAGAIN: wait before reading again
+
+
+async def test_through_a_poller_a_socket_is_waited_for_woken_and_released(
+    anyio_backend_name: str,
+) -> None:
+    """use_poller(): waits go through the poller; wake_reader() and close_now() end them."""
+    from wskit.backends.trio_poller import poller_for_trio
+
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            poller = poller_for_trio()
+            assert (poller is not None) is (direct is not None)
+            if direct is None or poller is None:
+                return
+            try:
+                direct.use_poller(poller)
+                await direct.readable()  # the mark of a new registration: at once
+                assert direct.try_receive(1024) is None
+                outcome: list[str] = []
+
+                async def wait() -> None:
+                    try:
+                        await direct.readable()
+                    except direct.ended:
+                        outcome.append("woken")
+                    else:
+                        outcome.append("bytes")
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    await anyio.sleep(0.01)
+                    await client.send(b"x")
+                assert outcome == ["bytes"]
+                assert direct.try_receive(1024) == b"x"
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    await anyio.sleep(0.01)
+                    direct.wake_reader()  # the end of the connection
+                assert outcome == ["bytes", "woken"]
+                # Back to Trio's own waits: the poller forgets the socket.
+                direct.leave_poller()
+                await client.send(b"y")
+                await direct.readable()
+                assert direct.try_receive(1024) == b"y"
+                direct.use_poller(poller)
+                await direct.readable()  # the new registration's mark again
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    await anyio.sleep(0.01)
+                    direct.close_now()
+                assert outcome == ["bytes", "woken", "woken"]
+            finally:
+                poller.close()

@@ -76,11 +76,38 @@ async def test_an_idle_connection_in_recv_keeps_no_timer_entry(
                 await ws.send("one")
                 assert await ws.recv() == "one"
                 server_ws = await handlers.first()
-                # The check armed as recv() returned fires, finds the handler
-                # back in recv(), and arms nothing more: idle costs no timer.
+                # recv() returned and put it on the patrol; the next walk
+                # finds the handler back in recv() and drops it: idle costs
+                # no walk and no timer.
                 await anyio.sleep(3 * AWAY_CHECK)
+                assert server_ws not in server._timers
                 assert server_ws.timer_deadline() == float("inf")
                 assert server_ws not in readers
+
+
+async def test_on_trio_pull_mode_waits_through_the_servers_poller(
+    anyio_backend_name: str, readers: list[WebSocket]
+) -> None:
+    handlers = Handlers()
+    with anyio.fail_after(10):
+        async with wskit.serve(handlers.echo, "127.0.0.1", 0) as server:
+            poller = server._poller
+            assert (poller is not None) is (anyio_backend_name == "trio")
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                await ws.send("one")
+                assert await ws.recv() == "one"
+                server_ws = await handlers.first()
+                sock = server_ws._sock
+                if poller is None:
+                    assert sock is None  # asyncio: served from callbacks
+                    return
+                assert sock is not None
+                assert sock._poller is poller
+                await server_ws.ping()  # a reader takes over: the socket leaves the poller
+                assert server_ws in readers
+                assert sock._poller is None
+                await ws.send("two")
+                assert await ws.recv() == "two"
 
 
 async def test_a_ping_is_answered_while_the_handler_sleeps_past_the_bound(

@@ -9,7 +9,7 @@ import weakref
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wskit._timers import _SLACK, Timers
+from wskit._timers import _SLACK, PATROL_PERIOD, Timers
 
 
 class Target:
@@ -102,3 +102,84 @@ def test_a_dropped_target_is_not_kept_alive_by_its_entry() -> None:
     assert alive() is None
     timers.fire_due(20.0)  # its entry is skipped, not an error
     assert len(timers) == 0
+
+
+class Walker:
+    """A patrol member that stays while ``stays`` is True (as a connection in pull mode)."""
+
+    def __init__(self) -> None:
+        self.stays = True
+        self.calls = 0
+        self.member = False  # whether it should be on the patrol, by our own account
+        self.last_walk: float | None = None  # in its current membership
+        self.joined_at = 0.0
+
+    def on_patrol(self) -> bool:
+        assert self.member, "walked after it left the patrol"
+        self.calls += 1
+        if not self.stays:
+            self.member = False
+        return self.stays
+
+
+patrol_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("join"), st.integers(0, 5), st.just(0.0)),
+        st.tuples(st.just("leave"), st.integers(0, 5), st.just(0.0)),
+        st.tuples(st.just("advance"), st.just(0), st.floats(0, 0.3, allow_nan=False)),
+    ),
+    max_size=200,
+)
+
+
+@given(patrol_ops)
+def test_the_patrol_walks_each_member_once_a_period_until_it_leaves(
+    steps: list[tuple[str, int, float]],
+) -> None:
+    """A member is walked within a period of joining, then once a period until it leaves.
+
+    (The away check counts on both: a connection's reader starts only after
+    two walks with no read in between, so at least one period after its
+    last read, and at most about two.)
+    """
+    timers = Timers()
+    walkers = [Walker() for _ in range(6)]
+    now = 0.0
+    for kind, index, value in steps:
+        walker = walkers[index]
+        if kind == "join":
+            walker.stays = True
+            if not walker.member:
+                walker.member = True
+                walker.last_walk = None
+                walker.joined_at = now
+                timers.patrol(walker)
+            assert walker in timers
+        elif kind == "leave":
+            walker.stays = False  # it answers False at the next walk
+        else:
+            now += value
+            members = [w for w in walkers if w.member]
+            before = [w.calls for w in walkers]
+            timers.walk(now)
+            for w, count in zip(walkers, before, strict=True):
+                walked = w.calls - count
+                assert walked <= 1
+                if w not in members:
+                    assert walked == 0
+                    continue
+                since = w.joined_at if w.last_walk is None else w.last_walk
+                if now >= since + PERIOD_SLACK:
+                    assert walked == 1  # due (a period after joining or its last walk): never late
+                if walked:
+                    if w.last_walk is not None:
+                        assert now >= w.last_walk + PATROL_PERIOD  # never early
+                    w.last_walk = now
+            assert all(w in timers for w in walkers if w.member)
+            assert not any(w in timers for w in walkers if not w.member)
+            if not any(w.member for w in walkers):
+                assert timers.next_walk() == math.inf
+
+
+# Rounding: a walk due at last + PATROL_PERIOD may read as a hair later.
+PERIOD_SLACK = PATROL_PERIOD * (1 + 1e-9)

@@ -119,7 +119,7 @@ class DirectSocket:
             self._clock = cast("Callable[[], float]", trio.current_time)
             self.checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
             self.readable = functools.partial(trio.lowlevel.wait_readable, sock)
-            self.ended = (*TRANSPORT_ENDED, trio.ClosedResourceError)
+            self.ended = _ended_on_trio(trio.ClosedResourceError)
         else:  # not reached through of(); kept whole for direct construction
             self._clock = anyio.current_time
             self.checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
@@ -267,6 +267,12 @@ class DirectSocket:
             return False
         self._immediate = 0
         return True
+
+
+@functools.cache
+def _ended_on_trio(closed: type[Exception]) -> tuple[type[Exception], ...]:
+    """:attr:`DirectSocket.ended` on Trio: one tuple for every socket."""
+    return (*TRANSPORT_ENDED, closed)
 
 
 def remainder(buffers: Sequence[Buffer], taken: int) -> list[memoryview]:
