@@ -1310,7 +1310,8 @@ class WebSocket:
             await sock.checkpoint_if_cancelled()  # see _send_piece()
         self._frame_piece(message, compress, True)
         if sock is None or not self._write_directly(sock):
-            await self._deliver()
+            if not self._sent_on_lean():
+                await self._deliver()
         elif sock.due_checkpoint():
             await anyio.lowlevel.cancel_shielded_checkpoint()  # see _send_piece()
 
@@ -1369,7 +1370,8 @@ class WebSocket:
             await sock.checkpoint_if_cancelled()
         self._frame_piece(data, compress, fin)
         if sock is None or not self._write_directly(sock):  # the writer takes the rest
-            await self._deliver()
+            if not self._sent_on_lean():
+                await self._deliver()
         elif sock.due_checkpoint():
             # Nothing here waited: let other tasks have a turn now and then.
             await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -1403,26 +1405,36 @@ class WebSocket:
         except InvalidState:
             raise self._closed_error() from None
 
-    async def _deliver(self) -> None:
-        """Have what the core holds written other than directly; wait while over write_limit."""
+    def _sent_on_lean(self) -> bool:
+        """The lean stream's common case: what the core holds is written, or will be, at once.
+
+        True when it is written without waking the writer, while the kernel
+        has taken everything written so far (so what it leaves in the
+        transport is at most one batch). A reply with no more messages
+        queued leaves now; while messages wait, a callback writes after this
+        step, with the answers to the rest of the burst. A check, not a
+        coroutine: the send that needs no wait makes none.
+        """
         direct = self._direct
         if (
-            direct is not None
-            and self._buffered() <= self._write_limit
-            and not self._writing
-            and direct.can_write_now()
+            direct is None
+            or self._buffered() > self._write_limit
+            or self._writing
+            or not direct.can_write_now()
         ):
-            # The common case on the lean stream: written without waking the
-            # writer, while the kernel has taken everything written so far
-            # (so what it leaves in the transport is at most one batch). A
-            # reply with no more messages queued leaves now; while messages
-            # wait, a callback writes after this step, with the answers to
-            # the rest of the burst.
-            if self._queue:
-                self._flush_soon()
-            else:
-                self._flush()
-            return
+            return False
+        if self._queue:
+            self._flush_soon()
+        else:
+            self._flush()
+        return True
+
+    async def _deliver(self) -> None:
+        """Have what the core holds written other than directly; wait while over write_limit.
+
+        For what :meth:`_sent_on_lean` did not send.
+        """
+        direct = self._direct
         if direct is not None and not self._writing and direct.can_write_now():
             # Over write_limit with nothing else waiting to leave: handed to
             # the transport now, whole, rather than through the writer. If
