@@ -974,6 +974,8 @@ class WebSocket:
         """
         direct = self._direct
         if direct is None:
+            if not (self._conn.has_data_to_send or self._tail or self._terminated.is_set()):
+                return  # most reads: nothing to answer, no writer to wake
             sock = self._sock
             if sock is not None and not self._writing and not self._tail:
                 # Pongs and close echoes leave from here too, without starting
