@@ -1205,6 +1205,17 @@ class WebSocket:
             stream.done = True
             self._piece_stream = None
 
+    def _skipped(self, piece: Piece) -> bool:
+        """Whether ``piece`` is the rest of a message a ``recv_stream()`` left: it is dropped.
+
+        Asked after a wait, during which another task may have left a
+        ``recv_stream()`` mid-message.
+        """
+        if not self._skip_rest:
+            return False
+        self._skip_rest = not piece[1]
+        return True
+
     async def _next_piece(self, reader: object = None) -> Piece:
         self._abandon_piece_stream(reader)
         queue = self._queue
@@ -1214,9 +1225,8 @@ class WebSocket:
                     await self._pull()  # pull mode: this task reads (see start())
                 # What the pull delivered is taken without a coroutine.
                 piece = queue.get_nowait() or await queue.get()
-                if not self._skip_rest:
+                if not self._skipped(piece):
                     return piece
-                self._skip_rest = not piece[1]
         except anyio.EndOfStream:
             raise self._closed_error() from None
 
@@ -1251,7 +1261,13 @@ class WebSocket:
                         if self._pulling:
                             await self._pull()  # pull mode: this task reads (see start())
                             continue
-                        piece = await self._next_piece()
+                        # _next_piece()'s wait, without its coroutine.
+                        try:
+                            piece = await queue.get()
+                        except anyio.EndOfStream:
+                            raise self._closed_error() from None
+                        if self._skipped(piece):
+                            continue
                 else:
                     piece = await self._next_piece()
                 data, fin = piece
