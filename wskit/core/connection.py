@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterable
+from typing import cast
 
 from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
 
@@ -89,9 +90,13 @@ class Connection:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else Config()
         self._state = State.CONNECTING
-        self._events: list[Event] = []
+        # Events and output are None while there are none, rather than an empty
+        # list: a connection waiting for its next message then holds no list
+        # made for that wait (with many idle connections, such young objects
+        # are what the cyclic GC's frequent collections would traverse).
+        self._events: list[Event] | None = None
         # Output as the chunks the frame layer produced: joined once, when asked for.
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
         self._out_size = 0
         self._engine: FrameCodec | None = None
         self._step: int | None = None
@@ -125,7 +130,7 @@ class Connection:
     @property
     def has_data_to_send(self) -> bool:
         """Whether :meth:`data_to_send` would return anything (owed pongs included)."""
-        return bool(self._out) or bool(self._pongs_owed and self._state is _OPEN)
+        return self._out is not None or bool(self._pongs_owed and self._state is _OPEN)
 
     @property
     def step_budget(self) -> int | None:
@@ -167,8 +172,19 @@ class Connection:
 
     def _write(self, data: bytes) -> None:
         if data:
-            self._out.append(data)
+            out = self._out
+            if out is None:
+                self._out = [data]
+            else:
+                out.append(data)
             self._out_size += len(data)
+
+    def _emit(self, event: Event) -> None:
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
 
     def _set_state(self, new: State) -> None:
         self._state = check_transition(self._state, new)
@@ -179,7 +195,7 @@ class Connection:
         self._set_state(State.CLOSED)
         self._engine = None  # frees the compression contexts at once
         self._pongs_owed = None
-        self._events.append(Terminated(code, reason, error))
+        self._emit(Terminated(code, reason, error))
 
     def _open(self, deflate: DeflateParams | None, trailing: bytes) -> None:
         options = self.config.compression
@@ -241,7 +257,7 @@ class Connection:
         assert engine is not None
         for event in engine.receive(data, self._step):
             if isinstance(event, Message | Fragment):
-                self._events.append(event)
+                self._emit(event)
             elif isinstance(event, Ping):
                 # Each ping gets its pong, but only the latest _MAX_PONGS_OWED
                 # of a flood are kept (RFC 6455 §5.5.3 allows answering only
@@ -251,9 +267,9 @@ class Connection:
                     if owed is None:
                         owed = self._pongs_owed = deque(maxlen=_MAX_PONGS_OWED)
                     owed.append(event.payload)
-                self._events.append(event)
+                self._emit(event)
             elif isinstance(event, Pong):
-                self._events.append(self._pong_received(event.payload, now))
+                self._emit(self._pong_received(event.payload, now))
             elif isinstance(event, CloseReceived):
                 self._close_received(event)
                 return
@@ -283,7 +299,7 @@ class Connection:
         return Pong(payload, rtt, tuple(acknowledged))
 
     def _close_received(self, event: CloseReceived) -> None:
-        self._events.append(event)
+        self._emit(event)
         if self._state is _OPEN:
             # Pongs still owed are dropped: after the peer's close frame the
             # only frame left to send is our own close (RFC 6455 §5.5.1).
@@ -413,7 +429,10 @@ class Connection:
 
     def events(self) -> list[Event]:
         """Return the events produced since the last call, oldest first."""
-        events, self._events = self._events, []
+        events = self._events
+        if events is None:
+            return []
+        self._events = None
         return events
 
     def data_to_send(self) -> bytes:
@@ -425,10 +444,10 @@ class Connection:
         if self._pongs_owed and self._state is _OPEN:
             self._flush_pongs()
         out = self._out
-        if not out:
+        if out is None:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
-        self._out = []
+        self._out = None
         self._out_size = 0
         return data
 
@@ -439,9 +458,11 @@ class Connection:
         frames); a payload of 256 KiB or more comes as a buffer of its own,
         so that it is written without being copied behind its header.
         """
+        if self._pongs_owed and self._state is _OPEN:
+            self._flush_pongs()
+        if self._out_size < _WRITE_ALONE:
+            return self._take_joined()
         out = self._take_output()
-        if len(out) <= 1:
-            return out
         buffers: list[bytes] = []
         run: list[bytes] = []
         for chunk in out:
@@ -466,6 +487,10 @@ class Connection:
         needs a stream that takes any buffer, as AnyIO's socket and TLS
         streams do.
         """
+        if self._pongs_owed and self._state is _OPEN:
+            self._flush_pongs()
+        if self._out_size < _WRITE_ALONE:
+            return cast("list[bytes | memoryview]", self._take_joined())
         out = self._take_output()
         buffers: list[bytes | memoryview] = []
         run: list[bytes] = []
@@ -481,14 +506,26 @@ class Connection:
             buffers.append(run[0] if len(run) == 1 else b"".join(run))
         return buffers
 
+    def _take_joined(self) -> list[bytes]:
+        """Take the chunks waiting to be written, joined: none is large enough to go alone."""
+        out = self._out
+        if out is None:
+            return []
+        self._out = None
+        self._out_size = 0
+        if len(out) > 1:
+            return [b"".join(out)]
+        return out  # handed over: a later _write() starts a list of its own
+
     def _take_output(self) -> list[bytes]:
         """Take the chunks waiting to be written, owed pongs included."""
         if self._pongs_owed and self._state is _OPEN:
             self._flush_pongs()
         out = self._out
-        if out:
-            self._out = []
-            self._out_size = 0
+        if out is None:
+            return []
+        self._out = None
+        self._out_size = 0
         return out
 
     # ------------------------------------------------------------------ time
