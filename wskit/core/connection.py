@@ -226,16 +226,19 @@ class Connection:
                 the arrival of pongs. Without it, pongs carry no round-trip
                 time and :attr:`latency` is not updated.
         """
-        if self._state is _CLOSED:
+        state = self._state
+        if state is _CLOSED:
             return
         if not data:
             if self._engine is not None and self._engine.has_pending_input:
                 self._receive_frames(b"", now)
             return
-        if self._state is _CONNECTING:
-            self._receive_handshake(bytes(data))
+        if type(data) is not bytes:
+            data = bytes(data)
+        if state is _CONNECTING:
+            self._receive_handshake(data)
         else:
-            self._receive_frames(bytes(data), now)
+            self._receive_frames(data, now)
 
     def receive_eof(self) -> None:
         """The transport's read side ended. Idempotent."""
@@ -255,7 +258,22 @@ class Connection:
     def _receive_frames(self, data: bytes, now: float | None = None) -> None:
         engine = self._engine
         assert engine is not None
-        for event in engine.receive(data, self._step):
+        received = engine.receive(data, self._step)
+        for event in received:
+            kind = type(event)
+            if kind is not Fragment and kind is not Message:
+                break
+        else:
+            # Messages only (most reads): the codec's list becomes the events,
+            # or joins the ones not taken yet.
+            if received:
+                events = self._events
+                if events is None:
+                    self._events = cast("list[Event]", received)
+                else:
+                    events.extend(cast("list[Event]", received))
+            return
+        for event in received:
             if isinstance(event, Message | Fragment):
                 self._emit(event)
             elif isinstance(event, Ping):
