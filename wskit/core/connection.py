@@ -101,6 +101,9 @@ class Connection:
         self._engine: FrameCodec | None = None
         self._step: int | None = None
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
+        # Its deadline, asked for after every batch of work: kept up to date
+        # at each of the three calls that change it, rather than recomputed.
+        self._keepalive_at = self._heartbeat.deadline()
         self._pending_pings: dict[bytes, float | None] = {}
         self._keepalive_payload: bytes | None = None
         # Made at the first ping: an empty deque is ~600 bytes per connection.
@@ -310,6 +313,7 @@ class Connection:
         if self._keepalive_payload in acknowledged:
             self._keepalive_payload = None
             self._heartbeat.pong_received()
+            self._keepalive_at = self._heartbeat.deadline()
         rtt = None
         if sent_at is not None and now is not None:
             rtt = max(0.0, now - sent_at)
@@ -365,12 +369,16 @@ class Connection:
         fin: bool = True,
     ) -> None:
         """Send a binary message, or a fragment of one (see :meth:`send_text`)."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise UsageError(f"send_bytes() takes bytes, got {type(data).__name__}")
-        self._send_data(bytes(data), compress, fin)
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise UsageError(f"send_bytes() takes bytes, got {type(data).__name__}")
+            data = bytes(data)
+        self._send_data(data, compress, fin)
 
     def _send_data(self, data: str | bytes, compress: bool | None, fin: bool) -> None:
-        engine = self._require_open("send a message")
+        engine = self._engine
+        if self._state is not _OPEN or engine is None:
+            engine = self._require_open("send a message")  # raises
         ongoing = engine.sending_fragments
         if ongoing is not None and ongoing != isinstance(data, str):
             kind = "text" if ongoing else "binary"
@@ -388,9 +396,17 @@ class Connection:
         # Pongs owed answer pings that came before anything the application
         # sends now (a reply to a message that followed a ping, say): they
         # leave first (Autobahn 5.6, 5.7, 5.19, 5.20).
-        self._flush_pongs()
-        self._write(header)
-        self._write(body)
+        if self._pongs_owed is not None:
+            self._flush_pongs()
+        # As _write(header) then _write(body) (the header is never empty).
+        out = self._out
+        if out is None:
+            self._out = [header, body] if body else [header]
+        else:
+            out.append(header)
+            if body:
+                out.append(body)
+        self._out_size += len(header) + len(body)
 
     def send_ping(self, payload: bytes = b"", *, now: float | None = None) -> None:
         """Send a ping; its pong arrives as a :class:`Pong` event with the round trip time.
@@ -555,7 +571,7 @@ class Connection:
         needs the current time.
         """
         if self._state is _OPEN:
-            return self._heartbeat.deadline()
+            return self._keepalive_at
         if self._state is _CLOSING and self.config.close_timeout is not None:
             return 0.0 if self._close_deadline is None else self._close_deadline
         return None
@@ -565,6 +581,7 @@ class Connection:
         self._now = now
         if self._state is _OPEN:
             due = self._heartbeat.due(now)
+            self._keepalive_at = self._heartbeat.deadline()
             if due is Due.PING:
                 self._send_keepalive(now)
             elif due is Due.TIMEOUT:
@@ -589,6 +606,7 @@ class Connection:
         self._pending_pings[payload] = now
         self._keepalive_payload = payload
         self._heartbeat.ping_sent(now)
+        self._keepalive_at = self._heartbeat.deadline()
         self._write(engine.send_ping(payload))
 
 

@@ -47,8 +47,12 @@ class FrameEncoder:
             UnicodeEncodeError: ``data`` is a str with a lone surrogate;
                 nothing changed.
         """
-        text = isinstance(data, str)
-        payload = data.encode() if isinstance(data, str) else data
+        if isinstance(data, str):
+            text = True
+            payload = data.encode()
+        else:
+            text = False
+            payload = data
         if self._sending_text is None:
             opcode = 1 if text else 2
             self._compress_out = compress and self._deflater is not None
