@@ -215,7 +215,9 @@ class FrameCodec(FrameEncoder):
         fast = budget < 0 and self._inflater is None
         while not self._done:
             if not self._in_frame:
-                if produced >= budget >= 0 and pos < end:
+                if pos == end:
+                    return  # all parsed (what _header() would find, at less cost)
+                if produced >= budget >= 0:
                     # The step is over: the rest waits, where it is.
                     self._pending = data
                     self._pending_at = pos
