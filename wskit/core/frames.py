@@ -200,6 +200,21 @@ class FrameCodec(FrameEncoder):
         elif self._rest:
             data = self._rest + data
             self._rest = b""
+        if (
+            budget is None
+            and not self._in_frame
+            and self._msg_opcode == 0
+            and self._inflater is None
+        ):
+            # Messages in one whole frame each (most reads) need no _parse().
+            end = len(data)
+            while pos < end:
+                after = self._whole_message(data, pos, end, out)
+                if not after:
+                    break
+                pos = after
+            else:
+                return out
         try:
             self._parse(data, pos, out, -1 if budget is None else budget)
         except _Fail as failed:
@@ -290,6 +305,9 @@ class FrameCodec(FrameEncoder):
             start += 2
         elif length == 127:
             return 0
+        max_message = self._max_message
+        if max_message is not None and length > max_message:
+            return 0
         if self._client:
             if second & 0x80:
                 return 0
@@ -305,11 +323,11 @@ class FrameCodec(FrameEncoder):
                 return 0
             key = data[start : start + 4]
             start += 4
-            view = memoryview(data)[start:stop] if length > JOIN_BELOW else None
-            payload = mask(view if view is not None else data[start:stop], key)
-        max_message = self._max_message
-        if max_message is not None and length > max_message:
-            return 0
+            # A large payload is unmasked straight from the received chunk.
+            if length > JOIN_BELOW:
+                payload = mask(memoryview(data)[start:stop], key)
+            else:
+                payload = mask(data[start:stop], key)
         piece: str | bytes = payload
         if first == 0x81:
             try:
