@@ -151,7 +151,7 @@ class FrameCodec(FrameEncoder):
         self._compressed = False
         self._message = Reassembly()
         # The message being sent.
-        self._sending_text: bool | None = None
+        self.sending_fragments: bool | None = None
         self._compress_out = False
 
     # ------------------------------------------------------------- receiving
