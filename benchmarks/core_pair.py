@@ -16,7 +16,11 @@ server's output is collected (empty for a data message). No sockets, no event
 loop: this is the protocol cost alone.
 
 Tables: binary and text messages of each ``--sizes``; permessage-deflate on
-16 KiB JSON text; a ping flood (10,000 pings in one read). Ratios > 1.0 mean
+16 KiB JSON text; a ping flood (10,000 pings in one read); a server echo
+over many connections in turn (wskit and websockets: ``--echo-size`` binary
+messages, 256 B by default, on ``--echo-connections`` servers, 1,000), with
+the tracked objects each echo leaves alive: the young objects that the cyclic
+GC's frequent collections traverse while the connections wait. Ratios > 1.0 mean
 wskit is faster. The CPU column (``time.process_time``) is the steadier figure
 on a noisy machine.
 
@@ -25,6 +29,8 @@ Usage::
     .venv/bin/python benchmarks/core_pair.py [--quick] [--sizes 32,1024,65536,1048576]
                                              [--repeat N] [--time SECONDS] [--markdown]
                                              [--no-text] [--system-malloc]
+                                             [--echo-only] [--echo-connections N]
+                                             [--echo-size BYTES]
     .venv/bin/python benchmarks/core_pair.py --profile 1048576   # cProfile, then exit
 """
 
@@ -656,6 +662,112 @@ def ping_table(args: argparse.Namespace) -> str:
     return render(title, headers, rows, args.markdown)
 
 
+# ------------------------------------------------------------------ server echo
+
+# One echo: the server is fed one masked binary frame, takes its events, sends
+# the message back and takes its output, as an I/O layer does per message.
+Echo = Callable[[int], None]
+
+
+def wskit_echoes(count: int, size: int) -> Echo:
+    """Echo on ``count`` wskit servers configured as wskit's I/O layer does."""
+    config = Config(compression=None, fragments=True)
+    servers: list[ServerConnection] = []
+    frames: list[bytes] = []
+    for index in range(count):
+        client, server = wskit_pair(config)
+        client.send_bytes(bytes([index % 256]) * size)
+        frames.append(client.data_to_send())
+        server.tick(0.0)  # arms the keepalive schedule, as the I/O layer's first tick does
+        servers.append(server)
+
+    def echo(index: int) -> None:
+        server = servers[index]
+        server.receive_data(frames[index], now=1.0)
+        for event in server.events():
+            server.send_bytes(event.data)  # type: ignore[union-attr]
+        for buffer in server.buffers_to_send():
+            require(len(buffer) == size + 4, "wskit: not an echo")
+        server.next_deadline()
+
+    return echo
+
+
+def websockets_echoes(count: int, size: int) -> Echo:
+    """Echo on ``count`` websockets servers (its sans-I/O layer)."""
+    servers: list[ServerProtocol] = []
+    frames: list[bytes] = []
+    for index in range(count):
+        client, server = websockets_pair(deflate=False)
+        client.send_binary(bytes([index % 256]) * size)
+        frames.append(b"".join(client.data_to_send()))
+        servers.append(server)
+
+    def echo(index: int) -> None:
+        server = servers[index]
+        server.receive_data(frames[index])
+        for frame in server.events_received():
+            server.send_binary(frame.data)
+        for buffer in server.data_to_send():
+            require(len(buffer) == size + 4, "websockets: not an echo")
+
+    return echo
+
+
+def young_per_echo(echo: Echo, count: int) -> float:
+    """Tracked objects made by one echo on each server and still alive after it.
+
+    What the cyclic GC's frequent young collections traverse while the
+    connections wait for their next message.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects(0))
+        for index in range(count):
+            echo(index)
+        after = len(gc.get_objects(0))
+    finally:
+        gc.enable()
+    return (after - before) / count
+
+
+def echo_cpu(echo: Echo, count: int, rounds: int) -> float:
+    """CPU microseconds per echo over ``rounds`` passes over the servers, GC enabled."""
+    gc.collect()
+    cpu0 = time.process_time()
+    for _ in range(rounds):
+        for index in range(count):
+            echo(index)
+    return (time.process_time() - cpu0) / (rounds * count) * 1e6
+
+
+def echo_table(args: argparse.Namespace) -> str:
+    count, size = args.echo_connections, args.echo_size
+    echoes = {"wskit": wskit_echoes(count, size), "websockets": websockets_echoes(count, size)}
+    rounds = max(1, round(args.time * 20))
+    cpus: dict[str, list[float]] = {impl: [] for impl in echoes}
+    for echo in echoes.values():
+        echo_cpu(echo, count, 1)  # warm-up
+    for run in range(args.repeat):
+        order = list(echoes) if run % 2 == 0 else list(echoes)[::-1]
+        for impl in order:
+            cpus[impl].append(echo_cpu(echoes[impl], count, rounds))
+    rows = [
+        [
+            impl,
+            fmt_num(statistics.median(cpus[impl])),
+            f"{young_per_echo(echoes[impl], count):.1f}",
+        ]
+        for impl in echoes
+    ]
+    title = (
+        f"Server echo, {size_label(size)} binary messages, {count:,} connections in turn "
+        "(receive, events, send, output)"
+    )
+    return render(title, ["implementation", "CPU us/msg", "young objects/msg"], rows, args.markdown)
+
+
 # -------------------------------------------------------------------- profiling
 
 
@@ -744,6 +856,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--progress", action="store_true", help="report progress on stderr")
     parser.add_argument(
+        "--echo-connections", type=int, default=1000, help="servers in the echo table (1000)"
+    )
+    parser.add_argument("--echo-size", type=int, default=256, help="echo message size (256)")
+    parser.add_argument("--echo-only", action="store_true", help="print the echo table only")
+    parser.add_argument(
         "--profile", type=int, metavar="SIZE", help="cProfile the round trips at SIZE, then exit"
     )
     parser.add_argument("--profile-text", action="store_true", help="profile text, not binary")
@@ -757,6 +874,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.time = 0.15 if args.quick else 0.5
     if args.repeat < 1 or args.time <= 0:
         parser.error("--repeat and --time must be positive")
+    if args.echo_connections < 1 or not 126 <= args.echo_size < 65536:
+        parser.error("--echo-connections must be positive, --echo-size within 126-65535")
     args.min_count = 5
 
     if args.profile is not None:
@@ -784,11 +903,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratios: wskit msgs/s / peer msgs/s, then (CPU) peer CPU / wskit CPU; "
             "> 1.0 = wskit faster\n"
         )
-        kinds = ["binary"] if args.no_text else ["binary", "text"]
-        for kind in kinds:
-            print(plain_table(kind, args.sizes, args), flush=True)
-        print(deflate_table(args), flush=True)
-        print(ping_table(args), flush=True)
+        if not args.echo_only:
+            kinds = ["binary"] if args.no_text else ["binary", "text"]
+            for kind in kinds:
+                print(plain_table(kind, args.sizes, args), flush=True)
+            print(deflate_table(args), flush=True)
+            print(ping_table(args), flush=True)
+        print(echo_table(args), flush=True)
     except BenchmarkError as exc:
         print(f"correctness guard failed: {exc}", file=sys.stderr)
         return 1

@@ -128,7 +128,7 @@ class ClientConnection(Connection):
             return
         self.subprotocol = response.subprotocol
         extensions = (_DEFLATE,) if deflate is not None else ()
-        self._events.append(Accepted(response.headers, response.subprotocol, extensions))
+        self._emit(Accepted(response.headers, response.subprotocol, extensions))
         self._open(deflate, self._reader.trailing)
 
     def _negotiated_deflate(self, accepted: tuple[str, ...]) -> DeflateParams | None:

@@ -21,19 +21,20 @@ JOIN_BELOW = 4096
 
 
 class FrameEncoder:
-    """Frames for one connection's outgoing messages (state lives in the codec)."""
+    """Frames for one connection's outgoing messages (state lives in the codec).
 
-    __slots__ = ("_compress_out", "_deflater", "_keys", "_sending_text")
+    Attributes:
+        sending_fragments: None when no fragmented send is under way, else
+            whether it is text (read it, do not set it: :meth:`send_data` does).
+            An attribute rather than a property: it is read once per message sent.
+    """
+
+    __slots__ = ("_compress_out", "_deflater", "_keys", "sending_fragments")
 
     _keys: MaskKeys | None
     _deflater: Deflater | None
-    _sending_text: bool | None  # the type of a message sent in fragments, under way
+    sending_fragments: bool | None
     _compress_out: bool  # whether the message under way is compressed
-
-    @property
-    def sending_fragments(self) -> bool | None:
-        """None when no fragmented send is under way, else whether it is text."""
-        return self._sending_text
 
     def send_data(self, data: str | bytes, *, fin: bool, compress: bool) -> tuple[bytes, bytes]:
         """Frame one message, or one fragment of a message (``fin=False``).
@@ -47,9 +48,13 @@ class FrameEncoder:
             UnicodeEncodeError: ``data`` is a str with a lone surrogate;
                 nothing changed.
         """
-        text = isinstance(data, str)
-        payload = data.encode() if isinstance(data, str) else data
-        if self._sending_text is None:
+        if isinstance(data, str):
+            text = True
+            payload = data.encode()
+        else:
+            text = False
+            payload = data
+        if self.sending_fragments is None:
             opcode = 1 if text else 2
             self._compress_out = compress and self._deflater is not None
         else:
@@ -60,7 +65,19 @@ class FrameEncoder:
             payload = self._deflater.compress(payload, fin=fin)
             if opcode:
                 first |= 0x40
-        self._sending_text = None if fin else text
+        self.sending_fragments = None if fin else text
+        if self._keys is None:
+            # A server's frame, as _frame() builds it, without the call (once per message).
+            length = len(payload)
+            if length < 126:
+                header = bytes((first, length))
+            elif length < 65536:
+                header = _HEADER_16.pack(first, 126, length)
+            else:
+                header = _HEADER_64.pack(first, 127, length)
+            if length < JOIN_BELOW:
+                return header + payload, b""
+            return header, payload
         return self._frame(first, payload)
 
     def _frame(self, first: int, payload: bytes) -> tuple[bytes, bytes]:

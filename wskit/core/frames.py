@@ -24,6 +24,12 @@ close code:
    UTF-8 of text;
 4. a close frame: its code, then its reason's UTF-8.
 
+Most messages come in one frame each, whole in one read: such a frame (final,
+text or binary, no RSV bit, a 7- or 16-bit length, the mask bit this side
+expects, within ``max_message``) is taken in one go, with the checks it is
+known to pass skipped; anything else, including every frame that breaks a
+rule, goes through the steps above (the differential tests cover both).
+
 After a close frame or a failure nothing more is parsed. The sending half
 is :class:`wskit.core.frame_encoder.FrameEncoder`.
 """
@@ -38,7 +44,7 @@ from wskit.errors import PayloadTooBig, ProtocolError
 
 from ._wsproto import Failure, InboundEvent
 from .deflate import DeflateParams, Deflater, InflateError, InflateLimitExceeded, Inflater
-from .events import CloseReceived, Fragment, Message, Ping, Pong
+from .events import CloseReceived, Fragment, Message, Ping, Pong, new_fragment, new_message
 from .frame_encoder import JOIN_BELOW, FrameEncoder
 from .masking import MaskKeys, mask
 from .reassembly import Reassembly
@@ -145,7 +151,7 @@ class FrameCodec(FrameEncoder):
         self._compressed = False
         self._message = Reassembly()
         # The message being sent.
-        self._sending_text: bool | None = None
+        self.sending_fragments: bool | None = None
         self._compress_out = False
 
     # ------------------------------------------------------------- receiving
@@ -194,6 +200,21 @@ class FrameCodec(FrameEncoder):
         elif self._rest:
             data = self._rest + data
             self._rest = b""
+        if (
+            budget is None
+            and not self._in_frame
+            and self._msg_opcode == 0
+            and self._inflater is None
+        ):
+            # Messages in one whole frame each (most reads) need no _parse().
+            end = len(data)
+            while pos < end:
+                after = self._whole_message(data, pos, end, out)
+                if not after:
+                    break
+                pos = after
+            else:
+                return out
         try:
             self._parse(data, pos, out, -1 if budget is None else budget)
         except _Fail as failed:
@@ -205,13 +226,22 @@ class FrameCodec(FrameEncoder):
     def _parse(self, data: bytes, pos: int, out: list[InboundEvent], budget: int) -> None:
         end = len(data)
         produced = 0  # data bytes of this step, after inflation
+        # The fast path below: uncompressed frames, and no step to count.
+        fast = budget < 0 and self._inflater is None
         while not self._done:
             if not self._in_frame:
-                if produced >= budget >= 0 and pos < end:
+                if pos == end:
+                    return  # all parsed (what _header() would find, at less cost)
+                if produced >= budget >= 0:
                     # The step is over: the rest waits, where it is.
                     self._pending = data
                     self._pending_at = pos
                     return
+                if fast and self._msg_opcode == 0:
+                    after = self._whole_message(data, pos, end, out)
+                    if after:
+                        pos = after
+                        continue
                 header = self._header(data, pos, end)
                 if header == 0:
                     self._rest = data[pos:]
@@ -246,6 +276,66 @@ class FrameCodec(FrameEncoder):
                 self._control_frame(payload, out)
             else:
                 produced += self._data_piece(payload, out) + PIECE_COST
+
+    def _whole_message(self, data: bytes, pos: int, end: int, out: list[InboundEvent]) -> int:
+        """The common case, in one go: a message in one whole frame at ``pos``.
+
+        Takes a final text or binary frame with no RSV bit, a 7- or 16-bit
+        length and the mask bit this side expects, when all of it is at hand,
+        no message is under way, and it is within ``max_message``: such a
+        frame passes every check of :meth:`_header` and :meth:`_data_piece`
+        (save UTF-8). Appends its event and returns the position after it, or
+        returns 0 and changes nothing, leaving the frame to the general path
+        (which then also reports whatever is wrong with it).
+        """
+        if end - pos < 2:
+            return 0
+        first = data[pos]
+        if first not in {0x81, 0x82}:  # FIN, no RSV, text or binary
+            return 0
+        second = data[pos + 1]
+        length = second & 0x7F
+        start = pos + 2
+        if length == 126:
+            if end - start < 2:
+                return 0
+            length = (data[start] << 8) | data[start + 1]
+            if length <= 125:
+                return 0  # not minimal: the general path refuses it
+            start += 2
+        elif length == 127:
+            return 0
+        max_message = self._max_message
+        if max_message is not None and length > max_message:
+            return 0
+        if self._client:
+            if second & 0x80:
+                return 0
+            stop = start + length
+            if stop > end:
+                return 0
+            payload = data[start:stop]
+        else:
+            if not second & 0x80:
+                return 0
+            stop = start + 4 + length
+            if stop > end:
+                return 0
+            key = data[start : start + 4]
+            start += 4
+            # A large payload is unmasked straight from the received chunk.
+            if length > JOIN_BELOW:
+                payload = mask(memoryview(data)[start:stop], key)
+            else:
+                payload = mask(data[start:stop], key)
+        piece: str | bytes = payload
+        if first == 0x81:
+            try:
+                piece = payload.decode()
+            except UnicodeDecodeError:
+                return 0
+        out.append(new_fragment(piece, True) if self._fragments else new_message(piece))
+        return stop
 
     def _header(self, data: bytes, pos: int, end: int) -> int:
         """Parse a frame header at ``pos``: its length, or 0 if incomplete."""

@@ -96,7 +96,7 @@ class ServerConnection(Connection):
                 self._request = Request(
                     head.target, head.headers, method=head.method, upgrade=False
                 )
-                self._events.append(self._request)
+                self._emit(self._request)
                 return
             upgrade = check_upgrade_request(head, index)
         except HttpError as exc:
@@ -106,7 +106,7 @@ class ServerConnection(Connection):
         self._request = Request(
             upgrade.target, upgrade.headers, upgrade.subprotocols, upgrade.extensions
         )
-        self._events.append(self._request)
+        self._emit(self._request)
         self._keep_early(self._reader.trailing)
 
     def _keep_early(self, data: bytes) -> None:
