@@ -119,11 +119,13 @@ AWAY_CHECK = PATROL_PERIOD
 """Seconds between checks that someone reads a server connection in pull mode
 (on Trio, where the task in ``recv()`` reads the socket itself): once nobody
 has been in ``recv()`` for a whole period, a reader task takes over. So bytes
-(a ping, a close frame) wait at most twice this before they are read."""
+(a ping, a close frame) wait at most twice this before they are read (three
+times at a connection's start: its handler gets a whole period before its
+first ``recv()``)."""
 
 PULL_MIN_PING_TIMEOUT = 1.0
 """Pull mode needs a keepalive ``ping_timeout`` at least this long (or none):
-a pong may wait ``2 * AWAY_CHECK`` to be read, which must not fail the
+a pong may wait ``3 * AWAY_CHECK`` to be read, which must not fail the
 connection. Shorter timeouts get a reader task from the start."""
 
 # 1005: a close frame without a code, which is how a browser's plain close() ends.
@@ -299,9 +301,11 @@ class WebSocket:
         self._pulling = False
         self._puller = False
         # Whether the timer service's patrol checks this connection now, and
-        # whether a recv() has read since its last walk (see on_patrol()).
+        # how many of its walks to let pass before the reader starts: 1 after
+        # a recv() read (maybe just before the walk), 2 at the start (the
+        # first walk may come at once). See on_patrol().
         self._patrolled = False
-        self._back = False
+        self._back = 0
         # Senders waiting for the buffer to drain below write_limit (made on demand).
         self._drained: anyio.Event | None = None
         self._flushed = Flag()
@@ -419,7 +423,7 @@ class WebSocket:
             self._tasks = tasks
             self._timers = timers
             self._pulling = True
-            self._back = True  # the handler is about to call recv(): one period of grace
+            self._back = 2  # the handler is about to call recv(): a whole period of grace
             if self._wake_writer.is_set():  # woken before start()
                 self._kick_writer()
             self._patrolled = True
@@ -496,7 +500,7 @@ class WebSocket:
             if self._back:
                 # A recv() read since the last walk: maybe just now. Look again
                 # at the next one (so nobody reads for at most two periods).
-                self._back = False
+                self._back -= 1
                 return True
             self._want_reader()
         self._patrolled = False
@@ -548,7 +552,7 @@ class WebSocket:
                     await anyio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self._puller = False
-            self._back = True
+            self._back = 1
             if not self._pulling:
                 self._start_reader()  # wanted while we read
             elif terminated.is_set():

@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Poller", "poller_for_trio"]
 
-# Woken with this, a follower leads (the leader left).
-_LEAD = object()
-
 _EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET if hasattr(select, "epoll") else 0
 # News that stays true once reported (the peer's end, a reset, an error):
 # unlike bytes, it is never reported again, so it must not be lost to a read
@@ -68,6 +65,27 @@ def poller_for_trio() -> Poller | None:
 
 
 @final
+class _Watch:
+    """One registration of a socket: its waiting task and what the poller knows of it.
+
+    An object per registration, not per file descriptor number: a number is
+    reused as soon as its socket closes, and a task still on its way out of
+    an old registration must not see, or take, the news of a new one.
+    """
+
+    __slots__ = ("abort", "active", "ended", "fd", "interrupted", "ready", "task")
+
+    def __init__(self, fd: int, abort: Callable[[_Watch, object], trio.lowlevel.Abort]) -> None:
+        self.fd = fd
+        self.ready = True  # bytes may be there already: the first wait lets the caller read
+        self.ended = False  # the end (or an error) was reported: every wait returns at once
+        self.interrupted = False  # the connection is over: every wait raises
+        self.active = True  # False once unregistered: every wait raises
+        self.task: trio.lowlevel.Task | None = None  # parked, waiting for news
+        self.abort = functools.partial(abort, self)  # made once, not per wait
+
+
+@final
 class Poller:
     """Sockets registered once; tasks wait for news of theirs (see the module's docstring).
 
@@ -75,18 +93,7 @@ class Poller:
     task at a time, as with Trio's own ``wait_readable()``.
     """
 
-    __slots__ = (
-        "_ended",
-        "_epoll",
-        "_error",
-        "_interrupted",
-        "_leader_fd",
-        "_leading",
-        "_ready",
-        "_trio",
-        "_value",
-        "_waiting",
-    )
+    __slots__ = ("_epoll", "_leader", "_parked", "_trio", "_value", "_watches")
 
     def __init__(self) -> None:
         import outcome  # noqa: PLC0415  (Trio's own dependency; Trio is optional)
@@ -94,133 +101,133 @@ class Poller:
 
         self._trio = trio
         self._value = outcome.Value
-        self._error = outcome.Error
         self._epoll = select.epoll()
-        # fd -> the follower parked for it.
-        self._waiting: dict[int, trio.lowlevel.Task] = {}
-        # Sockets with news their task has not waited for yet.
-        self._ready: set[int] = set()
-        # Sockets at their end (or failed): every wait returns at once.
-        self._ended: set[int] = set()
-        self._leading = False
-        self._leader_fd = -1
-        # Sockets whose wait must end with ClosedResourceError (interrupt()).
-        self._interrupted: set[int] = set()
+        self._watches: dict[int, _Watch] = {}  # by fd: the current registration
+        self._parked: set[_Watch] = set()  # followers, waiting for news or the lead
+        self._leader: _Watch | None = None
 
     def register(self, sock: socket.socket) -> Callable[[], Coroutine[Any, Any, None]]:
         """Watch ``sock``; return the function that waits for news of it.
 
         ``await wait()`` returns once the socket may have bytes (or its end,
         or an error) that arrived after the last read that emptied it. It
-        raises ``trio.ClosedResourceError`` if :meth:`interrupt` is called
-        while it waits, ``trio.Cancelled`` as any wait does.
+        raises ``trio.ClosedResourceError`` once :meth:`interrupt` was called
+        for the socket or it was unregistered, ``trio.Cancelled`` as any wait
+        does.
         """
         fd = sock.fileno()
-        self._ready.add(fd)  # bytes may be there already: the first wait lets the caller read
-        self._interrupted.discard(fd)
-        self._ended.discard(fd)
+        old = self._watches.get(fd)
+        if old is not None:  # a closed socket's, never unregistered: its number is reused
+            self._forget(old)
+        watch = _Watch(fd, self._abort)
+        self._watches[fd] = watch
         self._epoll.register(fd, _EVENTS)
-        return functools.partial(self._wait, fd, functools.partial(self._abort, fd))
+        return functools.partial(self._wait, watch)
 
     def unregister(self, sock: socket.socket) -> None:
-        """Stop watching ``sock``, waking its task if one waits (``ClosedResourceError``).
+        """Stop watching ``sock``; its waiting task, if any, fails (``ClosedResourceError``).
 
         Call it before the socket is closed or read by other means.
         """
-        fd = sock.fileno()
-        if fd == -1:
+        watch = self._watches.get(sock.fileno())
+        if watch is None:
             return
-        self.interrupt(fd)
-        self._ready.discard(fd)
-        self._ended.discard(fd)
+        self._forget(watch)
         with contextlib.suppress(OSError, ValueError):
-            self._epoll.unregister(fd)
+            self._epoll.unregister(watch.fd)
 
     def interrupt(self, fd: int) -> None:
-        """End the wait for ``fd`` with ``trio.ClosedResourceError``, if a task waits."""
-        task = self._waiting.pop(fd, None)
-        if task is not None:
-            closed = self._trio.ClosedResourceError("the connection is over")
-            self._trio.lowlevel.reschedule(task, self._error(closed))
-        elif self._leading and self._leader_fd == fd:
-            self._interrupted.add(fd)
-            self._trio.lowlevel.notify_closing(self._epoll)  # wakes the leader
+        """End the waits for the socket registered as ``fd``: now, and every one after.
+
+        The waiting task, if any, is woken and raises ``trio.ClosedResourceError``.
+        """
+        watch = self._watches.get(fd)
+        if watch is not None:
+            self._interrupt(watch)
 
     def close(self) -> None:
-        """Release the epoll instance (no task may wait any more)."""
+        """Release the epoll instance; tasks still waiting fail (``ClosedResourceError``)."""
         if self._epoll.closed:
             return
-        with contextlib.suppress(RuntimeError):  # outside the run: nobody waits
-            self._trio.lowlevel.notify_closing(self._epoll)
+        for watch in list(self._watches.values()):
+            self._forget(watch)
         self._epoll.close()
 
     def __len__(self) -> int:
         """The followers parked now (the leader not counted)."""
-        return len(self._waiting)
+        return len(self._parked)
 
-    def _abort(self, fd: int, _: object) -> trio.lowlevel.Abort:
+    def _forget(self, watch: _Watch) -> None:
+        watch.active = False
+        self._interrupt(watch)
+        if self._watches.get(watch.fd) is watch:
+            del self._watches[watch.fd]
+
+    def _interrupt(self, watch: _Watch) -> None:
+        watch.interrupted = True
+        if watch.task is not None:
+            self._wake(watch)
+        elif self._leader is watch:
+            # The leader waits in Trio for the epoll: Trio's own way to wake it.
+            self._trio.lowlevel.notify_closing(self._epoll)
+        # Else it runs, or is about to (woken already): its next look sees it.
+
+    def _wake(self, watch: _Watch) -> None:
+        task = watch.task
+        assert task is not None
+        watch.task = None
+        self._parked.discard(watch)
+        self._trio.lowlevel.reschedule(task, self._value(None))
+
+    def _abort(self, watch: _Watch, _: object) -> trio.lowlevel.Abort:
         # A parked follower was cancelled: forget it. (Called only while it
         # is parked: once rescheduled, Trio no longer aborts its wait.)
-        self._waiting.pop(fd, None)
+        watch.task = None
+        self._parked.discard(watch)
         return self._trio.lowlevel.Abort.SUCCEEDED
 
-    async def _wait(self, fd: int, abort: Callable[[object], trio.lowlevel.Abort]) -> None:
-        ready = self._ready
+    async def _wait(self, watch: _Watch) -> None:
         lowlevel = self._trio.lowlevel
         while True:
-            if fd in ready:
-                if fd not in self._ended:
-                    ready.discard(fd)
+            # Every wake-up comes back here: for news, to lead, or to fail.
+            if watch.interrupted:
+                raise self._trio.ClosedResourceError("the connection is over")
+            if watch.ready:
+                if not watch.ended:
+                    watch.ready = False
                 return
-            if not self._leading:
-                await self._lead(fd)
-                return
-            self._waiting[fd] = lowlevel.current_task()
-            if await lowlevel.wait_task_rescheduled(abort) is not _LEAD:
-                return
-            # Woken to lead: unless someone took the lead meanwhile, or
-            # news came for us, in which case the loop sees it.
-
-    async def _lead(self, fd: int) -> None:
-        """Wait for the epoll as the leader, dispatching news, until some is for ``fd``."""
-        self._leading = True
-        self._leader_fd = fd
-        interrupted = self._interrupted
-        try:
-            while True:
-                if fd in interrupted:
-                    interrupted.discard(fd)
-                    raise self._trio.ClosedResourceError("the connection is over")
-                with contextlib.suppress(self._trio.ClosedResourceError):
-                    # Another fd's close is not ours: notify_closing() on the
-                    # epoll is only ever for the leader's fd, checked above.
-                    await self._trio.lowlevel.wait_readable(self._epoll)
-                if self._dispatch(fd):
-                    return
-        finally:
-            self._leading = False
-            self._leader_fd = -1
-            if self._waiting:
-                # A follower leads now (the most recent: any would do).
-                _, task = self._waiting.popitem()
-                self._trio.lowlevel.reschedule(task, self._value(_LEAD))
-
-    def _dispatch(self, fd: int) -> bool:
-        """Wake the followers with news; True if some is for ``fd``, the leader's."""
-        mine = False
-        waiting = self._waiting
-        ready = self._ready
-        reschedule = self._trio.lowlevel.reschedule
-        for news_fd, flags in self._epoll.poll(0):
-            if flags & _FINAL:
-                self._ended.add(news_fd)
-                ready.add(news_fd)
-            if news_fd == fd:
-                mine = True
+            if self._leader is None:
+                await self._lead(watch)
                 continue
-            task = waiting.pop(news_fd, None)
-            if task is None:
-                ready.add(news_fd)
-            else:
-                reschedule(task)
-        return mine
+            watch.task = lowlevel.current_task()
+            self._parked.add(watch)
+            await lowlevel.wait_task_rescheduled(watch.abort)
+
+    async def _lead(self, watch: _Watch) -> None:
+        """Wait for the epoll as the leader, dispatching news, until some is for ``watch``."""
+        self._leader = watch
+        try:
+            while not (watch.ready or watch.interrupted):
+                # A close of the epoll is for the leader: _interrupt() or
+                # close(), both seen through the watch above.
+                with contextlib.suppress(self._trio.ClosedResourceError):
+                    await self._trio.lowlevel.wait_readable(self._epoll)
+                if not self._epoll.closed:
+                    self._dispatch()
+        finally:
+            self._leader = None
+            if self._parked:
+                self._wake(next(iter(self._parked)))  # a follower leads now
+
+    def _dispatch(self) -> None:
+        """Mark every watch with news ready, and wake its task if it is parked."""
+        watches = self._watches
+        for fd, flags in self._epoll.poll(0):
+            watch = watches.get(fd)
+            if watch is None:
+                continue  # unregistered since
+            watch.ready = True
+            if flags & _FINAL:
+                watch.ended = True
+            if watch.task is not None:
+                self._wake(watch)
