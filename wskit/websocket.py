@@ -545,6 +545,11 @@ class WebSocket:
                         self._after_core_call()
                     return
                 self._consume(data)  # pongs and close echoes leave from here too
+                if not queue:
+                    # The message is not whole yet: its next bytes are most
+                    # likely on their way or there already (a large message
+                    # streams in): read before waiting.
+                    sock.drained = False
                 if sock.due_checkpoint():
                     # The kernel kept having bytes, so nothing here waited: let
                     # other tasks have a turn (a handler that only receives
