@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
+from tests.backends.poller_support import read_all
 from wskit.backends.trio_poller import Poller
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["trio"])]
@@ -38,21 +39,6 @@ def tcp_pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]
             for server, client in made:
                 server.close()
                 client.close()
-
-
-def drain(sock: socket.socket) -> bytes | None:
-    """Everything the kernel holds for ``sock``; None once at its end with nothing before it."""
-    received = bytearray()
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except BlockingIOError:
-            return bytes(received)
-        except ConnectionResetError:
-            return None if not received else bytes(received)
-        if not chunk:
-            return None if not received else bytes(received)
-        received += chunk
 
 
 async def test_a_follower_woken_to_lead_and_interrupted_before_it_runs_fails() -> None:
@@ -195,7 +181,7 @@ async def test_bytes_and_the_end_in_one_event_reach_a_follower() -> None:
             async def read_to_end() -> None:
                 while True:
                     await wait_b()
-                    chunk = drain(b_server)
+                    chunk = read_all(b_server)
                     if chunk is None:
                         return
                     received.extend(chunk)
@@ -236,7 +222,7 @@ async def test_a_reset_wakes_the_leader_and_a_follower() -> None:
                         )
                         client.close()
             for server, _ in made:
-                assert drain(server) is None
+                assert read_all(server) is None
                 # The end stays known: a wait after it returns at once.
             with anyio.fail_after(1):
                 for wait in waits:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.backends.poller_support import read_all
 from wskit.backends.trio_poller import Poller, poller_for_trio
 
 pytestmark = pytest.mark.anyio
@@ -37,23 +38,6 @@ def pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
         for reader, writer in made:
             reader.close()
             writer.close()
-
-
-def read_all(sock: socket.socket) -> bytes | None:
-    """What the kernel holds for ``sock`` now; None at its end (once nothing precedes it).
-
-    Bytes and the end may come in one wait: the bytes are returned first,
-    and the next wait must return at once for the end (the poller keeps it).
-    """
-    received = bytearray()
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except BlockingIOError:
-            return bytes(received)
-        if not chunk:
-            return None if not received else bytes(received)
-        received += chunk
 
 
 async def read_until_end(sock: socket.socket, wait: Wait, into: bytearray) -> None:
