@@ -24,8 +24,8 @@ socket's buffer (:attr:`wskit.backends.direct.DirectSocket.drained`), and
 news for a socket whose task is not waiting at that moment is remembered
 for its next wait. The peer's end (or a reset, an error) is remembered for
 good: the read that follows the news may take only the bytes before it, and
-the kernel will not report the end again. A wake-up is a hint, as with Trio's own waits: the caller
-reads, and waits again if nothing came.
+the kernel will not report the end again. A wake-up is a hint, as with
+Trio's own waits: the caller reads, and waits again if nothing came.
 
 Linux only (epoll): elsewhere :func:`poller_for_trio` gives None and
 connections wait through Trio as before.
@@ -73,14 +73,14 @@ class _Watch:
     an old registration must not see, or take, the news of a new one.
     """
 
-    __slots__ = ("abort", "active", "ended", "fd", "interrupted", "ready", "task")
+    __slots__ = ("abort", "ended", "fd", "interrupted", "ready", "task")
 
     def __init__(self, fd: int, abort: Callable[[_Watch, object], trio.lowlevel.Abort]) -> None:
         self.fd = fd
         self.ready = True  # bytes may be there already: the first wait lets the caller read
         self.ended = False  # the end (or an error) was reported: every wait returns at once
-        self.interrupted = False  # the connection is over: every wait raises
-        self.active = True  # False once unregistered: every wait raises
+        # The connection is over, or the socket unregistered: every wait raises.
+        self.interrupted = False
         self.task: trio.lowlevel.Task | None = None  # parked, waiting for news
         self.abort = functools.partial(abort, self)  # made once, not per wait
 
@@ -120,8 +120,11 @@ class Poller:
         if old is not None:  # a closed socket's, never unregistered: its number is reused
             self._forget(old)
         watch = _Watch(fd, self._abort)
+        try:
+            self._epoll.register(fd, _EVENTS)
+        except FileExistsError:  # the old one's file is still open elsewhere (a dup)
+            self._epoll.modify(fd, _EVENTS)
         self._watches[fd] = watch
-        self._epoll.register(fd, _EVENTS)
         return functools.partial(self._wait, watch)
 
     def unregister(self, sock: socket.socket) -> None:
@@ -158,7 +161,6 @@ class Poller:
         return len(self._parked)
 
     def _forget(self, watch: _Watch) -> None:
-        watch.active = False
         self._interrupt(watch)
         if self._watches.get(watch.fd) is watch:
             del self._watches[watch.fd]
