@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from wskit.backends import create_tcp_listeners, open_tcp_stream
 from wskit.backends.direct import CHECKPOINT_EVERY, MAX_BUFFERS, DirectSocket, remainder
+from wskit.backends.trio_poller import poller_for_trio
 
 pytestmark = pytest.mark.anyio
 
@@ -304,8 +305,6 @@ async def test_through_a_poller_a_socket_is_waited_for_woken_and_released(
     anyio_backend_name: str,
 ) -> None:
     """use_poller(): waits go through the poller; wake_reader() and close_now() end them."""
-    from wskit.backends.trio_poller import poller_for_trio
-
     with anyio.fail_after(5):
         async with pair() as (client, server):
             direct = direct_of(server, anyio_backend_name)
