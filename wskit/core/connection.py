@@ -21,7 +21,7 @@ from typing import cast
 
 from wskit.errors import HandshakeError, InvalidState, ProtocolError, UsageError
 
-from ._wsproto import Failure
+from ._wsproto import Failure, InboundEvent
 from .config import Config
 from .deflate import DeflateParams
 from .events import CloseReceived, Event, Fragment, Message, Ping, Pong, Terminated
@@ -100,6 +100,7 @@ class Connection:
         self._out_size = 0
         self._engine: FrameCodec | None = None
         self._step: int | None = None
+        self._frame_buffer_min: int | None = None
         self._heartbeat = Heartbeat(self.config.ping_interval, self.config.ping_timeout)
         # Its deadline, asked for after every batch of work: kept up to date
         # at each of the three calls that change it, rather than recomputed.
@@ -210,6 +211,7 @@ class Connection:
             mem_level=options.mem_level if options else 5,
             level=options.level if options else 6,
             fragments=self.config.fragments,
+            frame_buffer_min=self._frame_buffer_min,
         )
         self.compression = "permessage-deflate" if deflate is not None else None
         self._set_state(State.OPEN)
@@ -218,7 +220,7 @@ class Connection:
 
     # ------------------------------------------------------------- receiving
 
-    def receive_data(self, data: bytes, *, now: float | None = None) -> None:
+    def receive_data(self, data: bytes, *, now: float | None = None, more: bool = False) -> None:
         """Feed bytes received from the peer.
 
         Args:
@@ -228,6 +230,11 @@ class Connection:
             now: the current time on the caller's clock, if at hand; it times
                 the arrival of pongs. Without it, pongs carry no round-trip
                 time and :attr:`latency` is not updated.
+            more: whether the transport holds more bytes already (the read
+                filled the buffer it was given). With :attr:`frame_buffer_min`
+                set, only then may the bytes of a large frame that ``data``
+                ends in wait for :meth:`frame_buffer`: otherwise its rest is
+                most likely still on its way, and they are delivered now.
         """
         state = self._state
         if state is _CLOSED:
@@ -241,7 +248,7 @@ class Connection:
         if state is _CONNECTING:
             self._receive_handshake(data)
         else:
-            self._receive_frames(data, now)
+            self._receive_frames(data, now, more)
 
     def receive_eof(self) -> None:
         """The transport's read side ended. Idempotent."""
@@ -258,10 +265,95 @@ class Connection:
     def _handshake_eof(self) -> None:
         raise NotImplementedError  # each side implements its handshake
 
-    def _receive_frames(self, data: bytes, now: float | None = None) -> None:
+    @property
+    def frame_buffer_min(self) -> int | None:
+        """The smallest frame that may be read into a buffer of its own; None (the default): none.
+
+        For an I/O layer that can read into a given buffer (``recv_into``)
+        and will use :meth:`frame_buffer`; its read size is a good value. A
+        binary message in one frame of at least this size, uncompressed,
+        that the bytes fed so far hold only part of can then take its rest
+        straight into a buffer of its own: it costs one copy fewer. When
+        :meth:`receive_data` is told that more bytes wait (``more=True``),
+        the bytes at hand of it wait, as they came, until
+        :meth:`frame_buffer` or the next :meth:`receive_data` call: with
+        ``Config(fragments=True)``, they come as one piece with the frame's
+        next bytes. Events are otherwise the same. A change takes effect
+        from the next frame.
+        """
+        return self._frame_buffer_min
+
+    @frame_buffer_min.setter
+    def frame_buffer_min(self, size: int | None) -> None:
+        if size is not None and (type(size) is not int or size < 1):
+            raise UsageError(f"frame_buffer_min must be a positive integer or None, got {size!r}")
+        self._frame_buffer_min = size
+        if self._engine is not None:
+            self._engine.frame_buffer_min = size
+
+    @property
+    def frame_rest(self) -> int:
+        """Bytes the frame being received lacks, when they can be read straight into it; else 0.
+
+        Always 0 while :attr:`frame_buffer_min` is None. See :meth:`frame_buffer`.
+        """
+        engine = self._engine
+        return 0 if engine is None else engine.frame_rest
+
+    def frame_buffer(self, arrived: int) -> memoryview | None:
+        """A buffer to read the rest of the frame being received into, or None.
+
+        For an I/O layer that can read into a buffer (``recv_into``), after
+        :attr:`frame_rest` said a frame lacks bytes. Write them at the start
+        of the view, then call :meth:`frame_filled`; or feed them to
+        :meth:`receive_data` as usual, which fills the buffer first. The
+        events are the same either way.
+
+        Args:
+            arrived: how many bytes wait in the transport now (for a socket,
+                the ``FIONREAD`` ioctl). The buffer, as large as the frame,
+                is made only when they cover :attr:`frame_rest`: a peer
+                gets no more memory held for a frame than it has sent.
+
+        Returns:
+            A writable view of the bytes the frame lacks; None when there is
+            no such frame or ``arrived`` falls short (read as usual then).
+            Once made, the buffer is offered whatever ``arrived`` says.
+        """
+        engine = self._engine
+        return None if engine is None else engine.frame_buffer(arrived)
+
+    def frame_filled(self, count: int, *, now: float | None = None) -> None:
+        """``count`` bytes were written at the start of :meth:`frame_buffer`'s view.
+
+        Once the frame is whole, its message (when the frame ends one) is
+        among :meth:`events`. Once the connection is closed, this does
+        nothing, as :meth:`receive_data`.
+
+        Args:
+            count: the bytes written, from 0 to the view's length.
+            now: as for :meth:`receive_data`.
+
+        Raises:
+            UsageError: there is no such buffer, or ``count`` does not fit it.
+        """
+        if self._state is _CLOSED:
+            return
+        engine = self._engine
+        if engine is None:
+            raise UsageError("frame_filled() before the handshake: there is no frame_buffer()")
+        try:
+            received = engine.frame_filled(count)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self._take_received(received, now)
+
+    def _receive_frames(self, data: bytes, now: float | None = None, more: bool = False) -> None:
         engine = self._engine
         assert engine is not None
-        received = engine.receive(data, self._step)
+        self._take_received(engine.receive(data, self._step, more=more), now)
+
+    def _take_received(self, received: list[InboundEvent], now: float | None) -> None:
         for event in received:
             kind = type(event)
             if kind is not Fragment and kind is not Message:
