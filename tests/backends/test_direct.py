@@ -351,3 +351,38 @@ async def test_through_a_poller_a_socket_is_waited_for_woken_and_released(
                 assert outcome == ["bytes", "woken", "woken"]
             finally:
                 poller.close()
+
+
+async def test_receive_into_fills_a_view_and_arrived_counts_what_waits(
+    anyio_backend_name: str,
+) -> None:
+    with anyio.fail_after(5):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            buffer = bytearray(8)
+            view = memoryview(buffer)
+            assert direct.arrived() == 0
+            assert direct.try_receive_into(view) is None
+            assert direct.drained
+            await client.send(b"0123456789")
+            await direct.readable()
+            with anyio.fail_after(1):
+                while direct.arrived() < 10:  # loopback: all of it, at once or nearly
+                    await anyio.sleep(0.001)
+            assert direct.arrived() == 10
+            assert direct.try_receive_into(view[2:]) == 6
+            assert buffer == b"\x00\x00012345"
+            assert not direct.drained  # as much as asked: there may be more
+            assert direct.arrived() == 4
+            assert direct.try_receive_into(view) == 4
+            assert buffer[:4] == b"6789"
+            assert direct.drained  # less than asked: the buffer is empty
+            assert direct.arrived() == 0
+            await client.send_eof()
+            await direct.readable()
+            with pytest.raises(anyio.EndOfStream):
+                direct.try_receive_into(view)
+            await server.aclose()
+            assert direct.arrived() == 0  # a closed socket cannot tell: 0, not an error

@@ -192,6 +192,37 @@ class DirectSocket:
         self.drained = len(data) < max_bytes
         return data
 
+    def try_receive_into(self, view: memoryview) -> int | None:
+        """Read what the kernel holds now into ``view``, up to its length.
+
+        Returns:
+            The number of bytes written at the start of ``view``, or None
+            when nothing has arrived yet (as :meth:`try_receive`).
+
+        Raises:
+            anyio.EndOfStream: the peer closed its side.
+            OSError: the connection broke (reset, for example) or was closed.
+        """
+        try:
+            count = self._sock.recv_into(view)
+        except BlockingIOError:
+            self.drained = True
+            return None
+        if not count and len(view):
+            raise anyio.EndOfStream
+        self.drained = count < len(view)
+        return count
+
+    def arrived(self) -> int:
+        """How many bytes the kernel holds for reading now (``FIONREAD``); 0 when it cannot tell."""
+        fd = self._sock.fileno()
+        if _bytes_waiting is None or fd < 0:  # Windows, or closed: the next read reports it
+            return 0
+        try:
+            return _bytes_waiting(fd)
+        except OSError:
+            return 0
+
     async def wait_readable(self) -> None:
         """Wait until the socket has something to read (or is at its end).
 
@@ -267,6 +298,23 @@ class DirectSocket:
             return False
         self._immediate = 0
         return True
+
+
+def _load_bytes_waiting() -> Callable[[int], int] | None:
+    """The ``FIONREAD`` ioctl, as a function of a file descriptor (None without ``fcntl``)."""
+    try:
+        from fcntl import ioctl  # noqa: PLC0415 (POSIX only)
+        from termios import FIONREAD  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - Windows
+        return None
+
+    def bytes_waiting(fd: int) -> int:
+        return int.from_bytes(ioctl(fd, FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+    return bytes_waiting
+
+
+_bytes_waiting = _load_bytes_waiting()
 
 
 @functools.cache
