@@ -324,6 +324,9 @@ class WebSocket:
         # before the next, so max_queue bounds memory again.
         self._slice = STEP_BUDGET if conn.compression is not None else 0
         conn.step_budget = self._slice or None
+        # Trio: the rest of a large frame is read into a buffer of its own
+        # once it has arrived, one copy of its message fewer (_frame_view).
+        conn.frame_buffer_min = READ_SIZE if self._sock is not None else None
         self._end: Terminated | None = None
         # Events the core already holds (server side: frames that came with the
         # request, replayed by accept()) are the reader's too: left in the core,
@@ -535,8 +538,12 @@ class WebSocket:
                             self._receiving = False
                         sock.drained = False
                         continue
-                    data = sock.try_receive(READ_SIZE)
-                    if data is None:
+                    view = self._frame_view(sock)
+                    if view is not None:
+                        got: bytes | int | None = sock.try_receive_into(view)
+                    else:
+                        got = sock.try_receive(READ_SIZE)
+                    if got is None:
                         continue  # woken, but nothing came after all: wait again
                 except sock.ended:
                     if not terminated.is_set():  # else woken by the end
@@ -544,7 +551,10 @@ class WebSocket:
                         self._conn.receive_eof()
                         self._after_core_call()
                     return
-                self._consume(data)  # pongs and close echoes leave from here too
+                if type(got) is int:  # read into the core's frame buffer
+                    self._consume_filled(got, sock)
+                else:
+                    self._consume(cast("bytes", got))  # pongs and close echoes leave from here too
                 if not queue:
                     # The message is not whole yet: its next bytes are most
                     # likely on their way or there already (a large message
@@ -802,6 +812,7 @@ class WebSocket:
         consume = self._consume
         sock = self._sock
         woke_handler = False
+        filled = -1  # bytes just read into the core's frame buffer (Trio), if any
         while True:
             if self._handoff:  # what the callbacks left (see _consume)
                 events, self._handoff = self._handoff, []
@@ -819,12 +830,20 @@ class WebSocket:
                     elif sock is not None:
                         # Trio: what the kernel already holds is read without
                         # the scheduler pass a receive() ends with.
-                        got = sock.try_receive(READ_SIZE)
+                        view = self._frame_view(sock)
+                        if view is not None:
+                            got: bytes | int | None = sock.try_receive_into(view)
+                        else:
+                            got = sock.try_receive(READ_SIZE)
                         if got is None:
                             woke_handler = False  # waiting lets it run anyway
                             await sock.wait_readable()
                             continue
-                        data = got
+                        if type(got) is int:  # read into the core's frame buffer
+                            filled = got
+                            data = b""
+                        else:
+                            data = cast("bytes", got)
                         if (woke_handler and self._queue) or sock.due_checkpoint():
                             # The handler has not taken the message the last
                             # read woke it for: it runs before we parse on, so
@@ -847,10 +866,15 @@ class WebSocket:
                         events, self._handoff = self._handoff, []
                         await self._dispatch(events)
                     data, self._handoff_data = self._handoff_data + data, b""
-                if not data:
+                if not data and filled < 0:
                     continue  # woken by the end
             was_empty = not self._queue
-            self._conn.receive_data(data, now=anyio.current_time())
+            if filled >= 0:
+                self._conn.frame_filled(filled, now=anyio.current_time())
+                filled = -1
+            else:
+                more = sock is not None and not sock.drained  # see _consume_piece()
+                self._conn.receive_data(data, now=anyio.current_time(), more=more)
             await self._dispatch(self._conn.events())
             # Compressed: the core parsed one step; once the queue took its
             # events (waiting for room), the next.
@@ -890,9 +914,33 @@ class WebSocket:
         Called by the lean stream's callback and by :meth:`_pull`;
         ``direct`` tells the time of the read.
         """
+        sock = self._sock
+        # A read that filled its buffer left more in the kernel: a large frame
+        # it ends in may wait for the rest, to be read into its own buffer.
+        self._conn.receive_data(data, now=direct.time(), more=sock is not None and not sock.drained)
+        return self._offer_events()
+
+    def _consume_filled(self, count: int, sock: DirectSocket) -> None:
+        """As :meth:`_consume`, for ``count`` bytes read into the core's frame buffer."""
+        self._conn.frame_filled(count, now=sock.time())
+        self._offer_events()
+        self._flush_soon()
+        self._poke_timer()
+
+    def _frame_view(self, sock: DirectSocket) -> memoryview | None:
+        """The core's buffer for the rest of a large frame, once the kernel holds all of it.
+
+        Read into it, such a frame's message costs one copy fewer (see
+        :meth:`~wskit.core.Connection.frame_buffer`); None for any other read.
+        """
         conn = self._conn
-        conn.receive_data(data, now=direct.time())
-        events = conn.events()
+        if not conn.frame_rest:
+            return None
+        return conn.frame_buffer(sock.arrived())
+
+    def _offer_events(self) -> bool:
+        """Deliver the core's events; False if some went to the reader (see :meth:`_consume`)."""
+        events = self._conn.events()
         queue = self._queue
         check = self._check
         for index, event in enumerate(events):
