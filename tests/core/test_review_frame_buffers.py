@@ -169,17 +169,9 @@ def test_a_frame_that_breaks_a_rule_after_a_buffered_one_fails_after_its_message
     assert events[-1].code == 1002
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Connection.frame_rest's docstring says 'Always 0 while frame_buffer_min is None', "
-        "but turning it off while a large frame's bytes are held (or its buffer is partly "
-        "filled) leaves frame_rest non-zero and frame_buffer() offering a buffer: the setter "
-        "takes effect from the next frame only (wskit/core/connection.py frame_rest)"
-    ),
-)
 @pytest.mark.parametrize("client", [False, True], ids=["server", "client"])
 def test_frame_rest_is_0_once_frame_buffer_min_is_none(client: bool) -> None:
+    """Turned off while a frame's bytes wait for their rest: no buffer is offered for it."""
     pair, rest = _held_pair(client)
     receiver = pair.side(client)
     receiver.frame_buffer_min = None
@@ -189,7 +181,7 @@ def test_frame_rest_is_0_once_frame_buffer_min_is_none(client: bool) -> None:
 
 @pytest.mark.parametrize("client", [False, True], ids=["server", "client"])
 def test_turning_frame_buffers_off_mid_frame_loses_nothing(client: bool) -> None:
-    """What the xfail above leaves: the held bytes still come, in order, with the next."""
+    """Turned off while bytes wait: they still come, in order, with the next."""
     pair, rest = _held_pair(client)
     receiver = pair.side(client)
     receiver.frame_buffer_min = None

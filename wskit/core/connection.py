@@ -295,7 +295,9 @@ class Connection:
     def frame_rest(self) -> int:
         """Bytes the frame being received lacks, when they can be read straight into it; else 0.
 
-        Always 0 while :attr:`frame_buffer_min` is None. See :meth:`frame_buffer`.
+        Always 0 while :attr:`frame_buffer_min` is None, unless a buffer was
+        made before (fill it, or feed its bytes to :meth:`receive_data`).
+        See :meth:`frame_buffer`.
         """
         engine = self._engine
         return 0 if engine is None else engine.frame_rest

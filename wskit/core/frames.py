@@ -350,8 +350,8 @@ class FrameCodec(FrameEncoder):
         buffer = self._buffer
         if buffer is not None:
             return len(buffer) - self._filled
-        if self._msg_opcode:
-            return 0  # a piece of it was delivered: it is joined anyway
+        if self._msg_opcode or self.frame_buffer_min is None:
+            return 0  # a piece of it was delivered (it is joined anyway), or turned off
         held = self._held
         return self._remaining - (len(held) if held is not None else 0)
 
