@@ -870,6 +870,10 @@ class WebSocket:
                     continue  # woken by the end
             was_empty = not self._queue
             if filled >= 0:
+                # Only the socket read just now: bytes handed over (_handoff_data)
+                # are fed before any read, and nothing hands any over to the
+                # reader on Trio while it reads (pull mode has ended).
+                assert not data
                 self._conn.frame_filled(filled, now=anyio.current_time())
                 filled = -1
             else:
