@@ -8,6 +8,7 @@ run on Trio, as the lean stream's own tests run on asyncio.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -241,5 +242,131 @@ async def test_the_leader_interrupted_fails_and_a_follower_leads() -> None:
                     await anyio.sleep(0.05)  # 1 leads now
                     made[1][1].send(b"x")
             assert outcome == ["closed 0", "bytes 1"]
+    finally:
+        poller.close()
+
+
+# ------------------------------------------------------------------ solo
+
+
+@trio_only
+async def test_a_lone_socket_waits_solo_and_a_newcomer_leads_for_the_rest() -> None:
+    """Alone, a socket waits through Trio; the next one leads; nobody hangs, nothing is lost."""
+    poller = Poller()
+    try:
+        with pairs(3) as made:
+            lone = poller.register(made[0][0])
+            received = [bytearray() for _ in made]
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read_until_end, made[0][0], lone, received[0])
+                    await anyio.sleep(0.05)
+                    assert poller._solo is not None  # no epoll_wait of ours for it
+                    assert poller._leader is None
+                    later = [poller.register(reader) for reader, _ in made[1:]]
+                    for (reader, _), wait, into in zip(made[1:], later, received[1:], strict=True):
+                        tg.start_soon(read_until_end, reader, wait, into)
+                    await anyio.sleep(0.05)
+                    assert poller._leader is not None  # one of the newcomers
+                    assert len(poller) == 1  # the other follows
+                    for round_ in range(3):  # the solo one, woken through Trio, then parks
+                        for index, (_, writer) in enumerate(made):
+                            writer.send(b"%d:%d;" % (index, round_))
+                        await anyio.sleep(0.02)
+                    assert poller._solo is None  # it left the solo place for good
+                    for _, writer in made:
+                        writer.shutdown(socket.SHUT_WR)
+            for index, into in enumerate(received):
+                assert into == b"".join(b"%d:%d;" % (index, r) for r in range(3))
+            assert len(poller) == 0
+    finally:
+        poller.close()
+
+
+@trio_only
+@pytest.mark.parametrize("how", ["interrupt", "unregister", "close"])
+async def test_a_solo_wait_is_ended_by_interrupt_unregister_and_close(how: str) -> None:
+    import trio
+
+    poller = Poller()
+    try:
+        with pairs(1) as [(reader, _writer)]:
+            wait = poller.register(reader)
+            await wait()  # the mark left by register()
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+
+                    async def end_soon() -> None:
+                        await anyio.sleep(0.05)
+                        assert poller._solo is not None
+                        if how == "interrupt":
+                            poller.interrupt(reader.fileno())
+                        elif how == "unregister":
+                            poller.unregister(reader)
+                        else:
+                            poller.close()
+
+                    tg.start_soon(end_soon)
+                    with pytest.raises(trio.ClosedResourceError):
+                        await wait()
+            assert poller._solo is None
+    finally:
+        poller.close()
+
+
+@trio_only
+async def test_a_cancelled_solo_wait_leaves_the_place_free() -> None:
+    poller = Poller()
+    try:
+        with pairs(1) as [(reader, writer)]:
+            wait = poller.register(reader)
+            await wait()  # the mark left by register()
+            with anyio.move_on_after(0.05):
+                await wait()
+            assert poller._solo is None
+            writer.send(b"x")
+            with anyio.fail_after(5):
+                await wait()  # solo again, and woken
+            assert read_all(reader) == b"x"
+    finally:
+        poller.close()
+
+
+@trio_only
+async def test_a_newcomer_does_not_disturb_a_task_waiting_to_write_on_the_solo_socket() -> None:
+    """Why the solo task is not woken to lead: Trio's way would fail this writer too."""
+    poller = Poller()
+    try:
+        with pairs(2) as made:
+            (reader, peer), (other, _) = made
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            wait = poller.register(reader)
+            await wait()  # the mark left by register()
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    reader.send(b"x" * 65536)  # fill the socket's send buffer
+            import trio
+
+            wrote = anyio.Event()
+
+            async def write_when_room() -> None:
+                await trio.lowlevel.wait_writable(reader)
+                wrote.set()
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)  # solo
+                    tg.start_soon(write_when_room)
+                    await anyio.sleep(0.05)
+                    assert poller._solo is not None
+                    poller.register(other)  # a newcomer: nobody is woken
+                    await anyio.sleep(0.05)
+                    assert not wrote.is_set()
+                    peer.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        while peer.recv(1 << 20):  # room again: the writer wakes, unharmed
+                            pass
+                    await wrote.wait()
+                    peer.send(b"y")  # and the solo wait ends with its news
     finally:
         poller.close()

@@ -1,10 +1,11 @@
 """Review of pull mode through the server's poller: connections that wait as followers.
 
-In the pull-mode tests a lone connection always leads the poller (its task
-waits on the epoll itself). Here another connection's handler waits first
-and keeps the lead, so the connection under test parks as a follower and is
-woken by the leader's dispatch; on asyncio the same scenarios check the
-behaviour is the same. Real servers and clients on 127.0.0.1.
+In the pull-mode tests a lone connection waits through Trio for its own
+socket (solo). Here two other connections' handlers wait first: the first
+goes solo, the second leads the poller and keeps the lead, so the connection
+under test parks as a follower and is woken by the leader's dispatch; on
+asyncio the same scenarios check the behaviour is the same. Real servers and
+clients on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Recorder:
                 await self._arrived.wait()
 
     async def register(self, ws: WebSocket) -> int:
+        if ws.request is not None and ws.request.path == SOLO:
+            return -1  # not recorded: it only takes the poller's solo place (see leading())
         async with self._arrived:
             self.connections.append(ws)
             self.received.append([])
@@ -54,31 +57,49 @@ class Recorder:
 
     async def echo_with_recv(self, ws: WebSocket) -> None:
         index = await self.register(ws)
+        received = self.received[index] if index >= 0 else []
         try:
             while True:
                 message = await ws.recv()
-                self.received[index].append(message)
+                received.append(message)
                 await ws.send(message)
         except ConnectionClosed as exc:
-            self.endings[index] = exc
+            if index >= 0:
+                self.endings[index] = exc
 
     async def echo_with_for(self, ws: WebSocket) -> None:
         index = await self.register(ws)
+        received = self.received[index] if index >= 0 else []
         try:
             async for message in ws:
-                self.received[index].append(message)
+                received.append(message)
                 await ws.send(message)
         except ConnectionClosed as exc:
-            self.endings[index] = exc
+            if index >= 0:
+                self.endings[index] = exc
+
+
+SOLO = "/solo"
 
 
 @asynccontextmanager
 async def leading(server: Server) -> AsyncIterator[wskit.WebSocket]:
-    """A client whose server handler waits in recv() first: it leads the poller on Trio."""
-    async with wskit.connect(f"ws://127.0.0.1:{server.port}") as ws:
-        await ws.send("lead")
-        assert await ws.recv() == "lead"
-        yield ws
+    """A client whose server handler leads the poller on Trio (recorded first).
+
+    A lone socket waits solo, through Trio, and leaves the lead to the next
+    one: so another connection, not recorded, waits first and takes that place.
+    """
+    async with wskit.connect(f"ws://127.0.0.1:{server.port}{SOLO}") as solo:
+        await solo.send("solo")
+        assert await solo.recv() == "solo"
+        async with wskit.connect(f"ws://127.0.0.1:{server.port}") as ws:
+            await ws.send("lead")
+            assert await ws.recv() == "lead"
+            poller = server._poller
+            if poller is not None:
+                assert poller._solo is not None
+                assert poller._leader is not None
+            yield ws
 
 
 async def parked(server: Server, count: int) -> None:
@@ -198,7 +219,7 @@ async def test_a_handler_away_after_a_burst_still_answers_pings() -> None:
 
     async def takes_one(ws: WebSocket) -> None:
         index = await recorder.register(ws)
-        if index == 0:
+        if index <= 0:  # the solo (-1) and the leading connection echo
             while True:
                 await ws.send(await ws.recv())
         await ws.recv()  # one of a burst: the rest stays queued
