@@ -325,7 +325,7 @@ class WebSocket:
         self._slice = STEP_BUDGET if conn.compression is not None else 0
         conn.step_budget = self._slice or None
         # Trio: the rest of a large frame is read into a buffer of its own
-        # once it has arrived, one copy of its message fewer (_frame_view).
+        # once it has arrived, one copy of its message fewer (_read_now).
         conn.frame_buffer_min = READ_SIZE if self._sock is not None else None
         self._end: Terminated | None = None
         # Events the core already holds (server side: frames that came with the
@@ -538,11 +538,7 @@ class WebSocket:
                             self._receiving = False
                         sock.drained = False
                         continue
-                    view = self._frame_view(sock)
-                    if view is not None:
-                        got: bytes | int | None = sock.try_receive_into(view)
-                    else:
-                        got = sock.try_receive(READ_SIZE)
+                    got = self._read_now(sock)
                     if got is None:
                         continue  # woken, but nothing came after all: wait again
                 except sock.ended:
@@ -830,11 +826,7 @@ class WebSocket:
                     elif sock is not None:
                         # Trio: what the kernel already holds is read without
                         # the scheduler pass a receive() ends with.
-                        view = self._frame_view(sock)
-                        if view is not None:
-                            got: bytes | int | None = sock.try_receive_into(view)
-                        else:
-                            got = sock.try_receive(READ_SIZE)
+                        got = self._read_now(sock)
                         if got is None:
                             woke_handler = False  # waiting lets it run anyway
                             await sock.wait_readable()
@@ -931,16 +923,20 @@ class WebSocket:
         self._flush_soon()
         self._poke_timer()
 
-    def _frame_view(self, sock: DirectSocket) -> memoryview | None:
-        """The core's buffer for the rest of a large frame, once the kernel holds all of it.
+    def _read_now(self, sock: DirectSocket) -> bytes | int | None:
+        """Read what the kernel holds now (Trio): the bytes, or None if nothing came.
 
-        Read into it, such a frame's message costs one copy fewer (see
-        :meth:`~wskit.core.Connection.frame_buffer`); None for any other read.
+        When the core offers a buffer for the rest of a large frame, because
+        the kernel holds all of it, the read goes there and its byte count is
+        returned instead: such a frame's message costs one copy fewer (see
+        :meth:`~wskit.core.Connection.frame_buffer`).
         """
         conn = self._conn
-        if not conn.frame_rest:
-            return None
-        return conn.frame_buffer(sock.arrived())
+        if conn.frame_rest:
+            view = conn.frame_buffer(sock.arrived())
+            if view is not None:
+                return sock.try_receive_into(view)
+        return sock.try_receive(READ_SIZE)
 
     def _offer_events(self) -> bool:
         """Deliver the core's events; False if some went to the reader (see :meth:`_consume`)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -64,6 +65,20 @@ def client_frame(payload: bytes) -> bytes:
     return header + MASK_KEY + mask_python(payload, MASK_KEY)
 
 
+async def send_all_then_close(
+    handler: Callable[[WebSocket], Awaitable[None]], messages: list[bytes], done: anyio.Event
+) -> None:
+    """Serve ``handler``; a raw client sends ``messages`` at once, then a close; await ``done``."""
+    with anyio.fail_after(20):
+        async with wskit.serve(handler, "127.0.0.1", 0, max_message=2 * MiB) as server:
+            async with await RawClient.open(server.port) as client:
+                await client.handshake()
+                # All at once: the server reads while the kernel's buffers are full.
+                await client.send(b"".join(client_frame(m) for m in messages))
+                await client.send(struct.pack("!BB", 0x80 | CLOSE, 0x80) + MASK_KEY)
+                await done.wait()
+
+
 def check_path(backend: str, filled: list[int]) -> None:
     if backend == "trio":
         assert filled, "no frame was read into a buffer of its own"
@@ -87,14 +102,7 @@ async def test_a_server_takes_large_frames_sent_back_to_back_whole(
             pass
         done.set()
 
-    with anyio.fail_after(20):
-        async with wskit.serve(handler, "127.0.0.1", 0, max_message=2 * MiB) as server:
-            async with await RawClient.open(server.port) as client:
-                await client.handshake()
-                # All at once: the server reads while the kernel's buffers are full.
-                await client.send(b"".join(client_frame(m) for m in messages))
-                await client.send(struct.pack("!BB", 0x80 | CLOSE, 0x80) + MASK_KEY)
-                await done.wait()
+    await send_all_then_close(handler, messages, done)
     assert [len(m) for m in received] == [len(m) for m in messages]
     assert received == messages
     check_path(anyio_backend_name, filled)
@@ -143,13 +151,7 @@ async def test_recv_stream_gives_the_pieces_of_large_frames_in_order(
             pass
         done.set()
 
-    with anyio.fail_after(20):
-        async with wskit.serve(handler, "127.0.0.1", 0, max_message=2 * MiB) as server:
-            async with await RawClient.open(server.port) as client:
-                await client.handshake()
-                await client.send(b"".join(client_frame(m) for m in messages))
-                await client.send(struct.pack("!BB", 0x80 | CLOSE, 0x80) + MASK_KEY)
-                await done.wait()
+    await send_all_then_close(handler, messages, done)
     assert joined == messages
     check_path(anyio_backend_name, filled)
 
