@@ -23,7 +23,10 @@ Tables: msgs/s relative to python websockets on asyncio (= 1.00), the same for
 the server's CPU time per message (read from the server's own getrusage), then
 the raw numbers and how busy each CPU was. Medians of several runs; the servers
 take turns in every round, and the one that goes first changes from round to
-round.
+round. The rounds are spread over three passes over all rows (``--passes``),
+each with fresh server processes: a row's median then spans the whole run
+rather than one minute of a shared host, and one process's luck (its memory
+layout) weighs on a third of its runs, not on all of them.
 
 Usage::
 
@@ -46,6 +49,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import itertools
 import json
 import math
 import os
@@ -1218,14 +1222,19 @@ def progress(message: str) -> None:
 
 async def measure(
     workload: Workload,
+    row: Row,
     *,
     servers: dict[str, Server],
     impls: Sequence[str],
-    repeat: int,
+    rounds: range,
     seconds: float,
     timeout: float,
-) -> Row:
-    row = Row(workload.label, workload.unit)
+) -> None:
+    """Add ``rounds`` rounds of ``workload`` to ``row``: every server once per round.
+
+    The rounds are numbered across passes, so the server that goes first
+    keeps rotating from one pass to the next.
+    """
     sessions: dict[str, Any] = {}
     began = time.perf_counter()
     progress(f"{workload.label}: ")
@@ -1247,9 +1256,9 @@ async def measure(
                 ) from None
             except BenchmarkError as exc:
                 raise BenchmarkError(f"{workload.label} on {impl}: {exc}") from None
-            row.samples[impl] = []
+            row.samples.setdefault(impl, [])
         checked = time.perf_counter() - began
-        for run in range(repeat):
+        for run in rounds:
             shift = run % len(impls)
             for impl in [*impls[shift:], *impls[:shift]]:
                 server = servers[impl]
@@ -1279,7 +1288,6 @@ async def measure(
         for session in sessions.values():
             for conn in _conns_of(session):
                 conn.abort()
-    return row
 
 
 def _conns_of(session: Any) -> list[Conn]:
@@ -1475,55 +1483,53 @@ def client_loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop], str]
     return asyncio.new_event_loop, "asyncio"
 
 
+def pass_rounds(repeat: int, passes: int) -> list[range]:
+    """Split ``repeat`` rounds into ``passes`` consecutive ranges, as even as can be."""
+    bounds = [repeat * index // passes for index in range(passes + 1)]
+    return [range(low, high) for low, high in itertools.pairwise(bounds) if high > low]
+
+
 async def bench(args: argparse.Namespace, impls: list[str]) -> str:
     selected = [
         w for w in workloads(args.connections) if not args.workloads or w.key in args.workloads
     ]
-    rows: list[Row] = []
+    rows = {w.key: Row(w.label, w.unit) for w in selected}
     plain = [w for w in selected if not w.deflate]
     deflating = [w for w in selected if w.deflate]
-    servers: dict[str, Server] = {}
-    try:
-        if plain:
-            servers = {impl: Server(impl) for impl in impls}  # they start side by side
-            for server in servers.values():
-                _ = server.port
-            for workload in plain:
-                rows.append(
+    deflate_impls = [i for i in impls if IMPL_BY_NAME[i].deflate]
+    noisy: dict[str, list[str]] = {}
+    passes = pass_rounds(args.repeat, args.passes)
+    for number, rounds in enumerate(passes, 1):
+        if len(passes) > 1:
+            progress(f"pass {number} of {len(passes)}: fresh servers, {len(rounds)} run(s) per row")
+        for group, kinds, compression, suffix in (
+            (plain, impls, False, ""),
+            (deflating, deflate_impls, True, " (deflate)"),
+        ):
+            if not group:
+                continue
+            # Fresh processes in every pass: one process's luck (its memory
+            # layout) weighs on a third of a row's runs, not on all of them.
+            servers = {impl: Server(impl, compression=compression) for impl in kinds}
+            try:
+                for server in servers.values():  # they start side by side
+                    _ = server.port
+                for workload in group:
                     await measure(
                         workload,
+                        rows[workload.key],
                         servers=servers,
-                        impls=impls,
-                        repeat=args.repeat,
+                        impls=kinds,
+                        rounds=rounds,
                         seconds=args.time,
                         timeout=args.timeout,
                     )
-                )
-        noisy = {impl: s.stderr_lines() for impl, s in servers.items() if s.stderr_lines()}
-        for server in servers.values():
-            server.stop()
-        servers = {}
-        if deflating:
-            deflate_impls = [i for i in impls if IMPL_BY_NAME[i].deflate]
-            servers = {impl: Server(impl, compression=True) for impl in deflate_impls}
-            for server in servers.values():
-                _ = server.port
-            for workload in deflating:
-                row = await measure(
-                    workload,
-                    servers=servers,
-                    impls=deflate_impls,
-                    repeat=args.repeat,
-                    seconds=args.time,
-                    timeout=args.timeout,
-                )
-                rows.append(row)
-            noisy |= {
-                f"{i} (deflate)": s.stderr_lines() for i, s in servers.items() if s.stderr_lines()
-            }
-    finally:
-        for server in servers.values():
-            server.stop()
+            finally:
+                for server in servers.values():
+                    server.stop()
+            for impl, server in servers.items():
+                if server.stderr_lines():
+                    noisy.setdefault(impl + suffix, []).extend(server.stderr_lines())
     memory: dict[tuple[str, bool], tuple[float, int] | None] = {}
     if not args.workloads or "memory" in args.workloads:
         progress(f"idle memory, {args.idle} connections per fresh server ...")
@@ -1536,7 +1542,7 @@ async def bench(args: argparse.Namespace, impls: list[str]) -> str:
             finally:
                 for server in fresh.values():
                     server.stop()
-    out = tables(rows, memory, impls, args.idle, args.markdown)
+    out = tables(list(rows.values()), memory, impls, args.idle, args.markdown)
     print(out)
     for name, lines in noisy.items():
         print(f"note: the {name} server wrote {len(lines)} line(s) to stderr; the last:")
@@ -1678,6 +1684,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 short runs per row (~40 s)")
     parser.add_argument("--repeat", type=int, help="timed runs per row; median kept (5, quick 3)")
     parser.add_argument("--time", type=float, help="seconds per timed run (0.35, quick 0.1)")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        help="the runs of every row are spread over this many passes, each with fresh server "
+        "processes (3, quick 1)",
+    )
     parser.add_argument("--impls", help="comma-separated servers (default: all installed)")
     parser.add_argument(
         "--workloads",
@@ -1738,12 +1750,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.repeat = 3 if args.quick else 5
     if args.time is None:
         args.time = 0.1 if args.quick else 0.35
+    if args.passes is None:
+        args.passes = 1 if args.quick else 3
+    args.passes = min(args.passes, args.repeat)
     if args.connections is None:
         args.connections = 100 if args.quick else 200
     if args.idle is None:
         args.idle = 200 if args.quick else 500
-    if args.repeat < 1 or args.time <= 0 or args.connections < 1 or args.idle < 1:
-        parser.error("--repeat, --time, --connections and --idle must be positive")
+    if min(args.repeat, args.passes, args.connections, args.idle) < 1 or args.time <= 0:
+        parser.error("--repeat, --passes, --time, --connections and --idle must be positive")
     raise_fd_limit()
     if not args.system_malloc and not any(name in os.environ for name in PINNED_MALLOC):
         SERVER_ENV.update(PINNED_MALLOC)
@@ -1789,7 +1804,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     preamble.append(
         f"load generator: a raw client (pre-masked frames, byte counting) on {loop_name}; "
         "median of "
-        f"{args.repeat} run(s) of {args.time:g} s per row, servers interleaved, first one rotating"
+        f"{args.repeat} run(s) of {args.time:g} s per row, servers interleaved, first one "
+        f"rotating; the runs spread over {args.passes} pass(es) over all rows, each with fresh "
+        "servers"
     )
     preamble.append(
         "every server: compression off on the plain rows (on for the deflate row), "
