@@ -1,0 +1,119 @@
+"""Answers to a burst leave together, over real sockets on loopback, on both loops.
+
+While received messages wait in the queue, ``send()`` lets up to
+``BURST_LIMIT`` bytes (or ``write_limit``, when larger) wait to be written,
+so that the answers to a burst of messages over ``write_limit`` leave in one
+write. These tests check that such answers are held, that holding never goes
+past the limit, that nothing held is lost or reordered, and that what is held
+leaves when the handler waits for something else than a message.
+"""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+import wskit
+from wskit import WebSocket
+from wskit.websocket import BURST_LIMIT
+
+pytestmark = pytest.mark.anyio
+
+KiB = 1024
+
+
+def url(server: wskit.Server) -> str:
+    return f"ws://127.0.0.1:{server.port}/"
+
+
+def header_size(size: int) -> int:
+    """The size of a server frame's header for a payload of ``size`` bytes."""
+    return 2 if size < 126 else 4 if size < 65536 else 10
+
+
+async def wait_until_queued(ws: WebSocket, count: int) -> None:
+    """Receive nothing until ``count`` messages wait in ``ws``'s queue."""
+    with anyio.fail_after(5):
+        while len(ws._queue) < count:
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize("size", [64 * KiB, 100 * KiB, 40 * KiB])
+async def test_answers_to_a_burst_are_held_up_to_the_burst_limit_then_leave_in_order(
+    size: int,
+) -> None:
+    count = 8
+    rng = random.Random(size)
+    messages = [rng.randbytes(size) for _ in range(count)]
+    held: list[tuple[int, int]] = []  # (messages still queued, bytes held) after each send
+
+    async def echo(ws: WebSocket) -> None:
+        await wait_until_queued(ws, count)  # the whole burst is here
+        for _ in range(count):
+            message = await ws.recv()
+            await ws.send(message)
+            held.append((len(ws._queue), ws._conn.buffered_amount))
+
+    with anyio.fail_after(10):
+        async with wskit.serve(echo, "127.0.0.1", 0, compression=None, max_queue=count) as server:
+            async with wskit.connect(url(server), compression=None) as client:
+                for message in messages:
+                    await client.send(message)
+                echoes = [await client.recv() for _ in range(count)]
+    assert echoes == messages
+    frame = size + header_size(size)
+    amounts = [amount for _, amount in held]
+    # Answers accumulated (the first messages were whole in the queue).
+    assert max(amounts) >= 2 * frame
+    for queued, amount in held:
+        assert amount <= BURST_LIMIT
+        assert amount % frame == 0  # whole answers, held since the last write
+        if not queued:
+            assert amount == 0  # the last answer of a burst takes the others along
+
+
+async def test_a_held_answer_leaves_when_the_handler_waits_for_something_else() -> None:
+    seen = anyio.Event()
+    payload = b"a" * (64 * KiB)
+    held: list[int] = []
+
+    async def answer_then_wait(ws: WebSocket) -> None:
+        await wait_until_queued(ws, 2)
+        await ws.send(await ws.recv())  # one more waits in the queue: held
+        held.append(ws._conn.buffered_amount)
+        await seen.wait()  # the answer must leave all the same
+
+    with anyio.fail_after(10):
+        async with wskit.serve(answer_then_wait, "127.0.0.1", 0, compression=None) as server:
+            async with wskit.connect(url(server), compression=None) as client:
+                await client.send(payload)
+                await client.send(b"second")
+                assert await client.recv() == payload
+                seen.set()
+    assert held == [len(payload) + header_size(len(payload))]
+
+
+async def test_a_write_limit_over_the_burst_limit_holds_as_before() -> None:
+    count, size = 3, 200 * KiB
+    write_limit = 2 * BURST_LIMIT
+    held: list[int] = []
+
+    async def echo(ws: WebSocket) -> None:
+        await wait_until_queued(ws, count)
+        for _ in range(count):
+            await ws.send(await ws.recv())
+            held.append(ws._conn.buffered_amount)
+
+    with anyio.fail_after(10):
+        async with wskit.serve(
+            echo, "127.0.0.1", 0, compression=None, write_limit=write_limit
+        ) as server:
+            async with wskit.connect(url(server), compression=None) as client:
+                for index in range(count):
+                    await client.send(bytes([index]) * size)
+                echoes = [await client.recv() for _ in range(count)]
+    assert echoes == [bytes([index]) * size for index in range(count)]
+    frame = size + header_size(size)
+    assert held == [frame, 2 * frame, 0]  # held up to write_limit, not BURST_LIMIT
