@@ -165,6 +165,7 @@ class WebSocket:
         "__weakref__",  # the timer service holds connections weakly
         "_assembling",
         "_back",
+        "_burst_limit",
         "_callbacks",
         "_check",
         "_close_plans",
@@ -236,6 +237,7 @@ class WebSocket:
         self._transport = transport
         self._request = request
         self._write_limit = write_limit
+        self._burst_limit = max(write_limit, BURST_LIMIT)  # see _send_limit()
         self._close_timeout = close_timeout
         self._close_started: float | None = None  # when we sent our close frame
         self.context: dict[str, Any] = {} if context is None else context
@@ -1186,8 +1188,7 @@ class WebSocket:
 
         See :data:`BURST_LIMIT`.
         """
-        limit = self._write_limit
-        return max(limit, BURST_LIMIT) if self._queue else limit
+        return self._burst_limit if self._queue else self._write_limit
 
     def _buffered(self) -> int:
         tail = sum(map(len, self._tail)) if self._tail else 0
@@ -1481,9 +1482,15 @@ class WebSocket:
             and not self._tail
             # While messages wait in the queue more sends follow (answers to
             # them): they leave together, with the last one (the queue is
-            # empty then) or from the writer, unless they would go past
-            # _send_limit(): then they all leave now.
-            and (not self._queue or self._buffered() + len(data) > self._send_limit())
+            # empty then) or from the writer, unless a large one would take
+            # them past _send_limit(): then they all leave now.
+            and (
+                not self._queue
+                or (
+                    len(data) > self._write_limit
+                    and self._buffered() + len(data) > self._burst_limit
+                )
+            )
         ):
             return sock
         return None
@@ -1513,12 +1520,10 @@ class WebSocket:
         coroutine: the send that needs no wait makes none.
         """
         direct = self._direct
-        if (
-            direct is None
-            or self._buffered() > self._send_limit()
-            or self._writing
-            or not direct.can_write_now()
-        ):
+        if direct is None or self._writing or not direct.can_write_now():
+            return False
+        buffered = self._buffered()
+        if buffered > self._write_limit and (not self._queue or buffered > self._burst_limit):
             return False
         if self._queue:
             self._flush_soon()
