@@ -238,7 +238,9 @@ class WebSocket:
         self._transport = transport
         self._request = request
         self._write_limit = write_limit
-        self._burst_limit = max(write_limit, BURST_LIMIT)  # see _send_limit()
+        # See _send_limit(). write_limit=0 asks that send() wait until its
+        # bytes are written: no burst lifts that.
+        self._burst_limit = max(write_limit, BURST_LIMIT) if write_limit else 0
         self._close_timeout = close_timeout
         self._close_started: float | None = None  # when we sent our close frame
         self.context: dict[str, Any] = {} if context is None else context
@@ -1187,9 +1189,17 @@ class WebSocket:
     def _send_limit(self) -> int:
         """The bytes ``send()`` lets wait to be written: write_limit, more during a burst.
 
-        See :data:`BURST_LIMIT`.
+        The burst's allowance (:data:`BURST_LIMIT`) holds only while messages
+        wait in the queue and nothing written before still waits to leave:
+        a peer that stops reading meets ``write_limit`` again after one
+        burst, as ever.
         """
-        return self._burst_limit if self._queue else self._write_limit
+        if not self._queue or self._writing or self._inflight or self._tail:
+            return self._write_limit
+        direct = self._direct
+        if direct is not None and direct.draining():
+            return self._write_limit
+        return self._burst_limit
 
     def _buffered(self) -> int:
         tail = sum(map(len, self._tail)) if self._tail else 0
@@ -1533,7 +1543,9 @@ class WebSocket:
         return True
 
     async def _deliver(self) -> None:
-        """Have what the core holds written other than directly; wait while over write_limit.
+        """Have what the core holds written other than directly; wait while over the limit.
+
+        The limit is :meth:`_send_limit`'s: ``write_limit``, or more during a burst.
 
         For what :meth:`_sent_on_lean` did not send.
         """

@@ -10,13 +10,17 @@ leaves when the handler waits for something else than a message.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
 
 import anyio
 import pytest
 
 import wskit
-from wskit import WebSocket
+from tests.frames import BINARY, frame
+from tests.io.raw import RawClient, kernel_buffer, listening_socket
+from wskit import ConnectionClosed, WebSocket
 from wskit.websocket import BURST_LIMIT
 
 pytestmark = pytest.mark.anyio
@@ -117,3 +121,76 @@ async def test_a_write_limit_over_the_burst_limit_holds_as_before() -> None:
     assert echoes == [bytes([index]) * size for index in range(count)]
     frame = size + header_size(size)
     assert held == [frame, 2 * frame, 0]  # held up to write_limit, not BURST_LIMIT
+
+
+async def test_write_limit_zero_holds_nothing_during_a_burst() -> None:
+    count, size = 4, 64 * KiB
+    held: list[int] = []
+
+    async def echo(ws: WebSocket) -> None:
+        await wait_until_queued(ws, count)
+        for _ in range(count):
+            await ws.send(await ws.recv())
+            held.append(ws._buffered())
+
+    with anyio.fail_after(10):
+        async with wskit.serve(
+            echo, "127.0.0.1", 0, compression=None, write_limit=0, max_queue=count
+        ) as server:
+            async with wskit.connect(url(server), compression=None) as client:
+                for index in range(count):
+                    await client.send(bytes([index]) * size)
+                echoes = [await client.recv() for _ in range(count)]
+    assert echoes == [bytes([index]) * size for index in range(count)]
+    assert held == [0] * count  # "wait until everything is written", burst or not
+
+
+@pytest.mark.parametrize("pause", [False, True], ids=["back-to-back", "yielding"])
+async def test_a_peer_that_sent_a_message_and_never_reads_meets_write_limit_after_one_burst(
+    pause: bool,
+) -> None:
+    # The handler never takes the peer's message, so its queue is never
+    # empty: every send() is "during a burst". Once what was written waits
+    # in the kernel or the transport, write_limit rules again. A handler
+    # that yields between sends has each answer written at once, so only
+    # write_limit's worth (and the message being sent) ever waits in wskit.
+    write_limit, size = 32 * KiB, 64 * KiB
+    sent = 0
+    samples: list[int] = []
+    handler_ws: list[WebSocket] = []
+
+    async def producer(ws: WebSocket) -> None:
+        nonlocal sent
+        handler_ws.append(ws)
+        await wait_until_queued(ws, 1)
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send(b"z" * size)
+                sent += 1
+                samples.append(ws._buffered())
+                if pause:
+                    await anyio.sleep(0)
+
+    listener = listening_socket(sndbuf=64 * KiB)
+    sndbuf = kernel_buffer(listener, socket.SO_SNDBUF)
+    with anyio.fail_after(10), contextlib.closing(listener):
+        async with wskit.serve(
+            producer, sock=listener, write_limit=write_limit, close_timeout=0.5
+        ) as server:
+            async with await RawClient.open(server.port, rcvbuf=4 * KiB) as raw:
+                await raw.handshake()
+                rcvbuf = kernel_buffer(raw.socket, socket.SO_RCVBUF)
+                await raw.send(frame(BINARY, b"never answered"))
+                await anyio.sleep(0.3)  # the producer fills every buffer, then waits
+                stuck_at = sent
+                await anyio.sleep(0.1)
+                assert sent == stuck_at, "send() must stay blocked"
+                (ws,) = handler_ws
+                samples.append(ws._buffered())
+                server.close()
+                await ws.wait_closed()
+    bound = (BURST_LIMIT + write_limit + 2 * size + sndbuf + rcvbuf) // size + 1
+    print(f"a queued message, a peer that never reads: {sent} x 64 KiB sent (bound {bound})")
+    assert sent <= bound
+    held = (write_limit if pause else BURST_LIMIT) + size + 14  # + one frame header
+    assert max(samples) <= held
