@@ -99,9 +99,11 @@ async def test_a_held_answer_leaves_when_the_handler_waits_for_something_else() 
     assert held == [len(payload) + header_size(len(payload))]
 
 
-async def test_a_write_limit_over_the_burst_limit_holds_as_before() -> None:
-    count, size = 3, 200 * KiB
-    write_limit = 2 * BURST_LIMIT
+async def echo_a_burst(count: int, size: int, **options: int) -> list[int]:
+    """Echo ``count`` messages of ``size`` bytes once all are queued.
+
+    Returns the bytes held in the core (not yet written) after each ``send()``.
+    """
     held: list[int] = []
 
     async def echo(ws: WebSocket) -> None:
@@ -112,37 +114,26 @@ async def test_a_write_limit_over_the_burst_limit_holds_as_before() -> None:
 
     with anyio.fail_after(10):
         async with wskit.serve(
-            echo, "127.0.0.1", 0, compression=None, write_limit=write_limit
+            echo, "127.0.0.1", 0, compression=None, max_queue=count, **options
         ) as server:
             async with wskit.connect(url(server), compression=None) as client:
                 for index in range(count):
                     await client.send(bytes([index]) * size)
                 echoes = [await client.recv() for _ in range(count)]
     assert echoes == [bytes([index]) * size for index in range(count)]
+    return held
+
+
+async def test_a_write_limit_over_the_burst_limit_holds_as_before() -> None:
+    size = 200 * KiB
+    held = await echo_a_burst(3, size, write_limit=2 * BURST_LIMIT)
     frame = size + header_size(size)
     assert held == [frame, 2 * frame, 0]  # held up to write_limit, not BURST_LIMIT
 
 
 async def test_write_limit_zero_holds_nothing_during_a_burst() -> None:
-    count, size = 4, 64 * KiB
-    held: list[int] = []
-
-    async def echo(ws: WebSocket) -> None:
-        await wait_until_queued(ws, count)
-        for _ in range(count):
-            await ws.send(await ws.recv())
-            held.append(ws._buffered())
-
-    with anyio.fail_after(10):
-        async with wskit.serve(
-            echo, "127.0.0.1", 0, compression=None, write_limit=0, max_queue=count
-        ) as server:
-            async with wskit.connect(url(server), compression=None) as client:
-                for index in range(count):
-                    await client.send(bytes([index]) * size)
-                echoes = [await client.recv() for _ in range(count)]
-    assert echoes == [bytes([index]) * size for index in range(count)]
-    assert held == [0] * count  # "wait until everything is written", burst or not
+    held = await echo_a_burst(4, 64 * KiB, write_limit=0)
+    assert held == [0] * 4  # "wait until everything is written", burst or not
 
 
 @pytest.mark.parametrize("pause", [False, True], ids=["back-to-back", "yielding"])
