@@ -32,7 +32,7 @@ from tests.property.strategies import frame
 from tests.property.test_differential import EXAMPLES, MASKERS, _normal, deflate_params, using
 from wskit.core._wsproto import FrameEngine
 from wskit.core.events import Fragment
-from wskit.core.frames import FrameCodec
+from wskit.core.frames import HOLD_FACTOR, FrameCodec
 
 thresholds = st.sampled_from([1024, 126, 65536]) | st.integers(1, 4096)
 
@@ -178,7 +178,7 @@ def test_a_frame_buffer_is_never_made_for_bytes_not_arrived(
     )
     wire = frame(2, bytes(size), mask=b"\x01\x02\x03\x04")
     header = len(wire) - size
-    sent = min(sent, size - 1)  # part of the frame only
+    sent = min(sent, size - 1, HOLD_FACTOR * least)  # part of the frame only, all held
     assert codec.receive(wire[: header + sent], more=True) == []
     if size < least:
         assert codec.frame_rest == 0
@@ -246,3 +246,39 @@ def test_a_reader_that_takes_every_buffer_offered_matches_wsproto(
             assert _normal(list(got)) == _normal(list(expected))
             read += count
     assert codec.frame_rest == 0
+
+
+@given(data=st.data(), least=st.integers(1, 64) | st.integers(1, 4096))
+def test_the_bytes_held_for_a_buffer_never_pass_the_hold_factor(
+    data: st.DataObject, least: int
+) -> None:
+    """Fed with ``more=True`` and never asked for its buffer, a codec holds at most
+    ``HOLD_FACTOR * frame_buffer_min`` bytes of a frame: the rest is delivered.
+
+    Held bytes are what the peer sent and no piece shows yet: the payload fed
+    less what the pieces (``fragments``) delivered.
+    """
+    codec = FrameCodec(
+        client=False,
+        deflate=None,
+        max_message=None,
+        max_fragments=8,
+        fragments=True,
+        frame_buffer_min=least,
+    )
+    size = data.draw(st.integers(1, 6 * least), label="size")
+    chunks = data.draw(st.lists(st.integers(1, 3 * least), min_size=1, max_size=40))
+    wire = frame(2, random.Random(size).randbytes(size), mask=b"\x01\x02\x03\x04")
+    header = len(wire) - size
+    read = 0
+    delivered = b""
+    for chunk in chunks:
+        if read >= len(wire):
+            break
+        events = codec.receive(wire[read : read + chunk], more=True)
+        read += len(wire[read : read + chunk])
+        delivered += b"".join(e.data for e in events if isinstance(e, Fragment))  # type: ignore[misc]
+        held = max(0, read - header) - len(delivered)
+        assert 0 <= held <= HOLD_FACTOR * least
+    if read >= len(wire):
+        assert delivered == random.Random(size).randbytes(size)

@@ -230,11 +230,14 @@ class Connection:
             now: the current time on the caller's clock, if at hand; it times
                 the arrival of pongs. Without it, pongs carry no round-trip
                 time and :attr:`latency` is not updated.
-            more: whether the transport holds more bytes already (the read
-                filled the buffer it was given). With :attr:`frame_buffer_min`
+            more: whether the caller will ask for :meth:`frame_buffer`
+                before its next read (say, because the read filled the
+                buffer it was given, or because it asks the kernel what has
+                arrived before every read). With :attr:`frame_buffer_min`
                 set, only then may the bytes of a large frame that ``data``
-                ends in wait for :meth:`frame_buffer`: otherwise its rest is
-                most likely still on its way, and they are delivered now.
+                ends in wait for it (over several such calls, up to
+                :data:`~wskit.core.frames.HOLD_FACTOR` times that minimum);
+                otherwise they are delivered now.
         """
         state = self._state
         if state is _CLOSED:

@@ -34,9 +34,10 @@ With ``frame_buffer_min`` set (by an I/O layer that can read into a buffer),
 a binary message in one large frame (``frame_buffer_min`` bytes or more) that
 a chunk holds only part of may take its rest straight into a buffer of its
 own, once that rest has arrived (:meth:`FrameCodec.frame_buffer`): when the
-caller says that more bytes wait already (``receive(more=True)``), the bytes
-at hand of it wait, still masked, until then or until the next call, and the
-whole payload is unmasked once, when complete. Joining the pieces of such a
+caller says it will ask for that buffer (``receive(more=True)``), the bytes
+at hand of it wait, still masked, until then (over several calls, up to
+:data:`HOLD_FACTOR` times ``frame_buffer_min``), and the whole payload is
+unmasked once, when complete. Joining the pieces of such a
 message was a third copy of it, made after the other two had pushed it out
 of the CPU's cache (1 MiB: ~90 us of ~650 us per echo, here). It changes no
 event but where pieces are cut: a binary piece, in a frame whose header
@@ -64,6 +65,8 @@ from .events import CloseReceived, Fragment, Message, Ping, Pong, new_fragment, 
 from .frame_encoder import JOIN_BELOW, FrameEncoder
 from .masking import MaskKeys, mask
 from .reassembly import Reassembly
+from .spare_buffers import give_back as give_back_spare
+from .spare_buffers import take as take_spare
 
 __all__ = ["PIECE_COST", "FrameCodec"]
 
@@ -77,6 +80,16 @@ _Utf8Decoder = getincrementaldecoder("utf-8")
 PIECE_COST = 64
 """What a data piece counts against a step's budget on top of its bytes: its
 event's own cost, so that a step of empty frames ends too."""
+
+HOLD_FACTOR = 2
+"""A frame's first bytes held for its buffer, over several calls: up to this
+many times ``frame_buffer_min`` (an I/O layer's read size: two reads).
+
+A frame's rest often arrives in steps (on loopback, a 1 MiB message's first
+two reads may bring 128 KiB each, then the rest at once), and only what is
+held can go into the buffer once the rest has come. Held bytes are views of
+the chunks received (no copy, no memory the peer did not send), but they are
+not delivered either: with ``fragments``, pieces come this much later."""
 
 
 class _Fail(Exception):
@@ -106,6 +119,7 @@ class FrameCodec(FrameEncoder):
         "_fragments",
         "_frames",
         "_held",
+        "_held_size",
         "_in_frame",
         "_inflater",
         "_key",
@@ -168,15 +182,17 @@ class FrameCodec(FrameEncoder):
         self._key: bytes | None = None  # its masking key, rotated as pieces go
         # A large binary frame whose pieces can neither fail nor show (see
         # frame_buffer()): the bytes at hand of it wait, as they came, in
-        # _held (a view of the last chunk) until the next call; or the rest
-        # of it is read into _buffer, _filled bytes so far.
+        # _held (views of the chunks, _held_size bytes in all) until a call
+        # that does not hold them; or the rest of it is read into _buffer,
+        # _filled bytes so far.
         self.frame_buffer_min = frame_buffer_min
         """The smallest frame that may be read into a buffer of its own (see the
         module); None: none is. Takes effect from the next frame."""
         self._direct = False
         self._more = False  # receive()'s argument
-        self._held: memoryview | None = None
-        self._buffer: bytearray | None = None
+        self._held: list[memoryview] | None = None
+        self._held_size = 0
+        self._buffer: memoryview | None = None  # a spare buffer's (spare_buffers.take)
         self._filled = 0
         # The message being received.
         self._msg_opcode = 0  # 0: none under way, 1: text, 2: binary
@@ -211,10 +227,11 @@ class FrameCodec(FrameEncoder):
 
         Args:
             data: the next bytes received (may be empty).
-            more: whether the transport holds more bytes already (a read
-                that filled its buffer): only then may a large frame that
-                ``data`` ends in wait for :meth:`frame_buffer` (see the
-                module); its rest is most likely on its way still otherwise.
+            more: whether the caller will ask for :meth:`frame_buffer`
+                before its next read: only then may the bytes of a large
+                frame that ``data`` ends in wait for it (see the module), up
+                to :data:`HOLD_FACTOR` times ``frame_buffer_min`` of them,
+                over several such calls.
             budget: None to parse everything. Else a positive number of
                 bytes: stop once the data pieces produced by this call reach
                 it, each counted after inflation plus :data:`PIECE_COST`, and
@@ -312,10 +329,11 @@ class FrameCodec(FrameEncoder):
                     return
             elif available == 0 and remaining:
                 return
-            elif available < remaining and self._direct and self._more and not self._msg_opcode:
+            elif self._direct and not self._msg_opcode and self._may_hold(available):
                 # Kept as it came, to be read on into a buffer of its own
-                # (see frame_buffer()), or taken as a piece at the next call.
-                self._held = memoryview(data)[pos:end]
+                # (see frame_buffer()), or taken as a piece at a later call.
+                self._held = [memoryview(data)[pos:end]]
+                self._held_size = available
                 return
             take = remaining if available > remaining else available
             key = self._key
@@ -352,8 +370,7 @@ class FrameCodec(FrameEncoder):
             return len(buffer) - self._filled
         if self._msg_opcode or self.frame_buffer_min is None:
             return 0  # a piece of it was delivered (it is joined anyway), or turned off
-        held = self._held
-        return self._remaining - (len(held) if held is not None else 0)
+        return self._remaining - self._held_size
 
     def frame_buffer(self, arrived: int) -> memoryview | None:
         """A buffer to read the rest of the frame being received into, or None.
@@ -367,20 +384,26 @@ class FrameCodec(FrameEncoder):
             A writable view of the bytes the frame lacks (once made, the
             buffer is offered whatever ``arrived`` says); None when
             :attr:`frame_rest` is 0 or ``arrived`` falls short. Report what
-            was written at its start with :meth:`frame_filled`.
+            was written at its start with :meth:`frame_filled`. Do not keep
+            it past that call or the next :meth:`receive`: once the frame is
+            complete, its memory goes to later frames (:mod:`.spare_buffers`).
         """
         buffer = self._buffer
         if buffer is None:
             rest = self.frame_rest
             if not rest or arrived < rest:
                 return None
-            buffer = self._buffer = bytearray(self._remaining)
+            buffer = self._buffer = take_spare(self._remaining)
             held = self._held
             if held is not None:
                 self._held = None
-                buffer[: len(held)] = held
-                self._filled = len(held)
-        return memoryview(buffer)[self._filled :]
+                filled = 0
+                for piece in held:
+                    buffer[filled : filled + len(piece)] = piece
+                    filled += len(piece)
+                self._filled = filled
+                self._held_size = 0
+        return buffer[self._filled :]
 
     def frame_filled(self, count: int) -> list[InboundEvent]:
         """``count`` bytes were written at the start of :meth:`frame_buffer`'s view.
@@ -408,29 +431,51 @@ class FrameCodec(FrameEncoder):
         """
         buffer = self._buffer
         if buffer is None:
-            # The held bytes are a piece like any other, now: the usual path
-            # goes on with data (and may hold its end in turn).
             held = self._held
-            if held is not None:
-                self._held = None
+            if held is None:
+                return 0, 0
+            size = self._held_size
+            end = size + len(data)
+            if data and self._may_hold(end):
+                # Still short of the frame's end: held too, for the buffer
+                # the next call may ask for.
+                held.append(memoryview(data))
+                self._held_size = end
+                return -1, 0
+            # The held bytes are pieces like any other, now: the usual path
+            # goes on with data (and may hold its end in turn).
+            self._held = None
+            self._held_size = 0
+            produced = 0
+            for piece in held:
                 key = self._key
                 if key is not None:
-                    payload = mask(held, key)
-                    shift = len(held) & 3
+                    payload = mask(piece, key)
+                    shift = len(piece) & 3
                     if shift:
                         self._key = key[shift:] + key[:shift]
                 else:
-                    payload = bytes(held)
-                self._remaining -= len(held)
-                return 0, self._data_piece(payload, out) + PIECE_COST
-            return 0, 0
+                    payload = bytes(piece)
+                self._remaining -= len(piece)
+                produced += self._data_piece(payload, out) + PIECE_COST
+            return 0, produced
         filled = self._filled
         take = min(len(buffer) - filled, len(data))
-        memoryview(buffer)[filled : filled + take] = memoryview(data)[:take]
+        buffer[filled : filled + take] = memoryview(data)[:take]
         self._filled = filled + take
         if self._filled < len(buffer):
             return -1, 0
         return take, self._complete_buffer(out) + PIECE_COST
+
+    def _may_hold(self, size: int) -> bool:
+        """Whether ``size`` bytes of the frame under way may wait for its buffer."""
+        least = self.frame_buffer_min
+        return (
+            self._more
+            and least is not None
+            and size <= HOLD_FACTOR * least
+            and size < self._remaining  # short of the frame's end
+        )
 
     def _complete_buffer(self, out: list[InboundEvent]) -> int:
         """The frame's buffer is full: unmask it once, and deliver it as its last piece."""
@@ -439,7 +484,8 @@ class FrameCodec(FrameEncoder):
         self._buffer = None
         self._filled = 0
         key = self._key
-        payload = mask(memoryview(buffer), key) if key is not None else bytes(buffer)
+        payload = mask(buffer, key) if key is not None else bytes(buffer)
+        give_back_spare(buffer)
         self._remaining = 0
         return self._data_piece(payload, out)
 
