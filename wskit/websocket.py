@@ -338,9 +338,11 @@ class WebSocket:
         # before the next, so max_queue bounds memory again.
         self._slice = STEP_BUDGET if conn.compression is not None else 0
         conn.step_budget = self._slice or None
-        # Trio: the rest of a large frame is read into a buffer of its own
-        # once it has arrived, one copy of its message fewer (_read_now).
-        conn.frame_buffer_min = READ_SIZE if self._sock is not None else None
+        # The rest of a large frame is read into a buffer of its own once it
+        # has arrived, one copy of its message fewer: by _read_now on Trio,
+        # by the lean stream's transport on asyncio (_read_frame_directly).
+        direct_reads = self._sock is not None or self._direct is not None
+        conn.frame_buffer_min = READ_SIZE if direct_reads else None
         self._end: Terminated | None = None
         # Events the core already holds (server side: frames that came with the
         # request, replayed by accept()) are the reader's too: left in the core,
@@ -883,8 +885,8 @@ class WebSocket:
                 self._conn.frame_filled(filled, now=anyio.current_time())
                 filled = -1
             else:
-                more = sock is not None and not sock.drained  # see _consume_piece()
-                self._conn.receive_data(data, now=anyio.current_time(), more=more)
+                # See _consume_piece(): Trio's next read may go into a frame's buffer.
+                self._conn.receive_data(data, now=anyio.current_time(), more=sock is not None)
             await self._dispatch(self._conn.events())
             # Compressed: the core parsed one step; once the queue took its
             # events (waiting for room), the next.
@@ -906,7 +908,15 @@ class WebSocket:
         """
         direct: _Clock | None = self._direct if self._direct is not None else self._sock
         assert direct is not None
+        lean = self._direct
+        if lean is not None and self._conn.frame_rest:
+            # A large frame's first bytes wait in the core: if its rest is
+            # here or in the kernel now, it goes into a buffer of its own,
+            # these bytes first (the join of its pieces, saved).
+            self._conn.frame_buffer(lean.arrived() + len(data))
         fed = self._consume_piece(data, direct)
+        if fed and lean is not None and self._conn.frame_rest:
+            self._read_frame_directly(lean)
         if self._slice:
             # Compressed: the core parses in steps, as for the reader
             # (max_queue bounds what one read inflates to).
@@ -924,15 +934,37 @@ class WebSocket:
         Called by the lean stream's callback and by :meth:`_pull`;
         ``direct`` tells the time of the read.
         """
-        sock = self._sock
-        # A read that filled its buffer left more in the kernel: a large frame
-        # it ends in may wait for the rest, to be read into its own buffer.
-        self._conn.receive_data(data, now=direct.time(), more=sock is not None and not sock.drained)
+        # A large frame this ends in keeps its first bytes in the core until
+        # the next read, which goes into a buffer of its own if the rest has
+        # arrived by then (frame_buffer() asks the kernel: FIONREAD). Its
+        # first read often comes with only its first segments, the rest a
+        # moment later (a round trip of 1 MiB: 128 KiB, then all of it).
+        self._conn.receive_data(data, now=direct.time(), more=True)
         return self._offer_events()
 
-    def _consume_filled(self, count: int, sock: DirectSocket) -> None:
+    def _read_frame_directly(self, lean: LeanStream) -> None:
+        """On asyncio, have the rest of a large frame read into the core's buffer for it.
+
+        The buffer is made once the kernel holds all of that rest (see
+        :meth:`~wskit.core.Connection.frame_buffer`); the transport then
+        reads into it, and :meth:`_consume_filled` takes each read.
+        """
+        if self._handoff or self._handoff_data:
+            return  # the reader took over: it feeds what follows
+        conn = self._conn
+        # A buffer made already is offered whatever arrived says: no FIONREAD then.
+        view = conn.frame_buffer(0) or conn.frame_buffer(lean.arrived())
+        if view is not None:
+            lean.read_into(view, self._filled_in_callback)
+
+    def _filled_in_callback(self, count: int) -> None:
+        direct = self._direct
+        assert direct is not None
+        self._consume_filled(count, direct)
+
+    def _consume_filled(self, count: int, direct: _Clock) -> None:
         """As :meth:`_consume`, for ``count`` bytes read into the core's frame buffer."""
-        self._conn.frame_filled(count, now=sock.time())
+        self._conn.frame_filled(count, now=direct.time())
         self._offer_events()
         self._flush_soon()
         self._poke_timer()

@@ -1,11 +1,11 @@
-"""Review of frame buffers (Trio reads a large frame's rest into its own buffer), over loopback.
+"""Review of frame buffers (a large frame's rest read into its own buffer), over loopback.
 
 ``tests/io/test_frame_buffers.py`` sends large frames that arrive whole. These
 send them where the path meets the rest of the connection: on a connection
 that negotiated permessage-deflate (which parses in steps) with compressed
 messages and pings between them, a ``recv()`` cancelled while such a frame is
 on its way, a peer that stalls, resets or is closed on mid-frame. Each runs
-on both loops; on Trio, where it matters, it checks the path was taken.
+on both loops; where it matters, it checks the path was taken.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ async def test_a_compressed_connection_takes_large_plain_frames_between_compress
     assert received == expected
     assert pongs == [b"0", b"1", b"2"]
     assert close_code(b"".join(frame(op, p, mask=False) for op, p in frames)) == 1000
-    check_path(anyio_backend_name, filled)
+    check_path(filled)
 
 
 async def test_a_recv_cancelled_while_a_large_frame_arrives_loses_nothing(
@@ -293,16 +293,13 @@ async def test_no_frame_buffer_is_made_before_the_frame_has_arrived(
                 await client.send(wire[-1:])
                 await read_frames(client, BINARY)
     assert received == [bytes(MiB)] * 3 + [payload]
-    if anyio_backend_name == "trio":
-        # The short frame asked for its buffer and was refused: the kernel
-        # said (FIONREAD) that one byte of its rest had not come.
-        refused = [arrived for arrived, length, after in calls if length is None and not after]
-        assert refused, "the short frame's first read did not fill its buffer"
-        assert max(refused) < len(wire) - 1
-        # Once the byte came, the buffer made was covered by what had arrived.
-        assert all(arrived >= length for arrived, length, after in calls if after and length)
-    if anyio_backend_name == "asyncio":
-        assert calls == []  # off on asyncio
+    # The short frame asked for its buffer and was refused: the kernel
+    # said (FIONREAD) that one byte of its rest had not come.
+    refused = [arrived for arrived, length, after in calls if length is None and not after]
+    assert refused, "the short frame's first read did not fill its buffer"
+    assert max(refused) < len(wire) - 1
+    # Once the byte came, the buffer made was covered by what had arrived.
+    assert all(arrived >= length for arrived, length, after in calls if after and length)
 
 
 async def test_a_full_queue_hands_buffered_messages_over_in_order(
@@ -335,4 +332,4 @@ async def test_a_full_queue_hands_buffered_messages_over_in_order(
     assert [len(m) for m in received] == [len(m) for m in messages]
     assert received == messages
     assert pongs == [b"%d" % i for i in range(len(messages))]
-    check_path(anyio_backend_name, filled)
+    check_path(filled)

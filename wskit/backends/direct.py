@@ -38,7 +38,13 @@ import anyio.lowlevel
 from .errors import TRANSPORT_ENDED
 from .trio_poller import Poller
 
-__all__ = ["CHECKPOINT_EVERY", "MAX_BUFFERS", "DirectSocket", "remainder"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "MAX_BUFFERS",
+    "DirectSocket",
+    "bytes_arrived",
+    "remainder",
+]
 
 CHECKPOINT_EVERY = 32
 """Direct operations between two scheduler passes: often enough that a
@@ -215,13 +221,7 @@ class DirectSocket:
 
     def arrived(self) -> int:
         """How many bytes the kernel holds for reading now (``FIONREAD``); 0 when it cannot tell."""
-        fd = self._sock.fileno()
-        if _bytes_waiting is None or fd < 0:  # Windows, or closed: the next read reports it
-            return 0
-        try:
-            return _bytes_waiting(fd)
-        except OSError:
-            return 0
+        return bytes_arrived(self._sock)
 
     async def wait_readable(self) -> None:
         """Wait until the socket has something to read (or is at its end).
@@ -315,6 +315,21 @@ def _load_bytes_waiting() -> Callable[[int], int] | None:
 
 
 _bytes_waiting = _load_bytes_waiting()
+
+
+def bytes_arrived(sock: socket.socket) -> int:
+    """How many bytes the kernel holds for reading on ``sock`` now (``FIONREAD``).
+
+    0 when it cannot tell (Windows, a closed socket): the next read reports
+    what there is.
+    """
+    fd = sock.fileno()
+    if _bytes_waiting is None or fd < 0:
+        return 0
+    try:
+        return _bytes_waiting(fd)
+    except OSError:
+        return 0
 
 
 @functools.cache

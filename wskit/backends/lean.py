@@ -38,7 +38,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from wskit.backends.direct import CHECKPOINT_EVERY
+from wskit.backends.direct import CHECKPOINT_EVERY, bytes_arrived
 
 __all__ = [
     "MERGE_UP_TO",
@@ -119,6 +119,7 @@ class _Protocol(asyncio.Protocol):
         "paused_reading",
         "paused_writing",
         "readable",
+        "reader",
         "transport",
         "woken",
     )
@@ -145,6 +146,8 @@ class _Protocol(asyncio.Protocol):
         # With a consumer set by consume(): told of EOF and of a lost connection.
         self.on_end: Callable[[], object] | None = None
         self.woken = False  # wake_receiver() was called: the waiting receive returns b""
+        # Set while the transport reads into a frame's buffer (read_into()).
+        self.reader: _FrameReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a socket transport
@@ -190,6 +193,12 @@ class _Protocol(asyncio.Protocol):
         self.paused_writing = False
         self._wake_writer()
 
+    def stop_reading_into(self) -> None:
+        """Give the transport back its usual protocol, if a :class:`_FrameReader` has it."""
+        if self.reader is not None:
+            self.reader = None
+            self.transport.set_protocol(self)
+
     def _wake_reader(self) -> None:
         waiter = self.readable
         if waiter is not None and not waiter.done():
@@ -204,6 +213,52 @@ class _Protocol(asyncio.Protocol):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+@final
+class _FrameReader(asyncio.BufferedProtocol):
+    """The transport's protocol while it reads into a buffer given by :meth:`LeanStream.read_into`.
+
+    The transport calls ``recv_into()`` on the buffer itself (asyncio and
+    uvloop both do, for a ``BufferedProtocol``): the bytes land where the
+    WebSocket's core wants them, with no copy of its own. Everything but
+    the bytes goes to the usual protocol, which takes the transport back
+    once the buffer is full, the read side ends, or the consumer stops.
+    """
+
+    __slots__ = ("main", "on_filled", "view")
+
+    def __init__(
+        self, main: _Protocol, view: memoryview, on_filled: Callable[[int], object]
+    ) -> None:
+        self.main = main
+        self.view = view
+        self.on_filled = on_filled
+
+    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: ARG002 (the whole rest is wanted)
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self.view = self.view[nbytes:]
+        if not view:
+            self.main.stop_reading_into()  # before the callback, which may give another
+        self.on_filled(nbytes)
+
+    def eof_received(self) -> bool:
+        main = self.main
+        main.stop_reading_into()
+        return main.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        main = self.main
+        main.stop_reading_into()
+        main.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.main.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.main.resume_writing()
 
 
 @final
@@ -266,6 +321,7 @@ class LeanStream(anyio.abc.SocketStream):
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
         protocol = self._protocol
+        protocol.stop_reading_into()
         if not protocol.buffer:
             if self._receiving:
                 raise anyio.BusyResourceError("reading from")
@@ -282,6 +338,7 @@ class LeanStream(anyio.abc.SocketStream):
                     finally:
                         protocol.readable = None
                         protocol.consumer = None
+                        protocol.stop_reading_into()
             finally:
                 self._receiving = False
             woken, protocol.woken = protocol.woken, False
@@ -378,13 +435,45 @@ class LeanStream(anyio.abc.SocketStream):
         protocol = self._protocol
         protocol.consumer = None
         protocol.on_end = None
+        protocol.stop_reading_into()
 
     def wake_receiver(self) -> None:
         """Make a waiting :meth:`receive_or_consume` return ``b""`` (else its next call)."""
         protocol = self._protocol
         protocol.consumer = None
+        protocol.stop_reading_into()
         protocol.woken = True
         protocol._wake_reader()
+
+    def arrived(self) -> int:
+        """How many bytes the kernel holds for this stream now (``FIONREAD``); 0 if unknown."""
+        return bytes_arrived(self._sock)
+
+    def read_into(self, view: memoryview, on_filled: Callable[[int], object]) -> bool:
+        """Have the next bytes read straight into ``view``, while a consumer is set.
+
+        For the rest of a large frame, whose buffer the WebSocket's core
+        made (:meth:`~wskit.core.Connection.frame_buffer`): the kernel copies
+        it there, where the usual reads would each make bytes of their own,
+        to be joined later. ``on_filled(count)`` is called from the loop's
+        callback for every read, ``count`` bytes written at the start of
+        what was left of ``view``. Reading goes back to the consumer once
+        ``view`` is full (before that ``on_filled``), or at once when the
+        consumer stops (:meth:`stop_consuming`, :meth:`wake_receiver`, the
+        end of a :meth:`receive_or_consume`): bytes then come as usual, and
+        the caller feeds them to its core, which goes on filling the buffer.
+        EOF and a lost connection are reported as usual.
+
+        Returns:
+            False, and nothing changes, when no consumer is set (nor one
+            can be: the read side ended) or ``view`` is empty.
+        """
+        protocol = self._protocol
+        if protocol.consumer is None or protocol.lost or protocol.eof or not len(view):
+            return False
+        reader = protocol.reader = _FrameReader(protocol, view, on_filled)
+        self._transport_.set_protocol(reader)
+        return True
 
     def time(self) -> float:
         """The event loop's clock (``anyio.current_time()``), also usable in a loop callback."""
