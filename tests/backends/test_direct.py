@@ -21,7 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wskit.backends import create_tcp_listeners, open_tcp_stream
-from wskit.backends.direct import CHECKPOINT_EVERY, MAX_BUFFERS, DirectSocket, remainder
+from wskit.backends.direct import (
+    CHECKPOINT_EVERY,
+    MAX_BUFFERS,
+    SEND_ALONE,
+    DirectSocket,
+    remainder,
+)
 from wskit.backends.trio_poller import poller_for_trio
 
 pytestmark = pytest.mark.anyio
@@ -135,6 +141,41 @@ async def test_what_the_kernel_refuses_follows_through_the_stream_in_order(
                         sent += rest
             assert refused > 0  # the normal path was taken, not only the direct one
             assert bytes(received) == bytes(sent) == b"".join(chunks)
+
+
+async def test_large_buffers_leave_alone_in_order_and_the_count_taken_is_exact(
+    anyio_backend_name: str,
+) -> None:
+    """Buffers of SEND_ALONE bytes or more go by send() calls of their own (not one
+    sendmsg()): taken whole, in order, and when the kernel refuses part, the count
+    says exactly how far it went (the rest follows through the stream)."""
+    with anyio.fail_after(10):
+        async with pair() as (client, server):
+            direct = direct_of(server, anyio_backend_name)
+            if direct is None:
+                return
+            big = [bytes([i]) * (SEND_ALONE + 1000 * i) for i in range(1, 4)]
+            buffers: list[bytes | memoryview] = [b"a", memoryview(big[0]), b"b", big[1]]
+            expected = b"".join(bytes(b) for b in buffers)
+            assert direct.try_send(buffers) == len(expected)
+            assert await read_exactly(client, len(expected)) == expected
+            # A peer that does not read: the kernel takes part of a large buffer.
+            direct.raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            buffers = [b"c" * 10, big[2], b"d" * 10, big[0]]
+            expected = b"".join(buffers)
+            taken = direct.try_send(buffers)
+            assert 0 < taken < len(expected)
+            async with anyio.create_task_group() as tg:
+                received = bytearray()
+
+                async def read_all() -> None:
+                    while len(received) < len(expected):
+                        received.extend(await client.receive())
+
+                tg.start_soon(read_all)
+                for rest in remainder(buffers, taken):
+                    await server.send(rest)
+            assert bytes(received) == expected
 
 
 async def test_receive_reads_what_is_there_and_none_when_nothing_is(
