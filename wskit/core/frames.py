@@ -82,8 +82,9 @@ PIECE_COST = 64
 event's own cost, so that a step of empty frames ends too."""
 
 HOLD_FACTOR = 2
-"""A frame's first bytes held for its buffer, over several calls: up to this
-many times ``frame_buffer_min`` (an I/O layer's read size: two reads).
+"""A frame's first bytes held for its buffer, over several calls: the bytes
+of at most this many calls, and up to this many times ``frame_buffer_min``
+(an I/O layer's read size: two reads).
 
 A frame's rest often arrives in steps (on loopback, a 1 MiB message's first
 two reads may bring 128 KiB each, then the rest at once), and only what is
@@ -436,9 +437,10 @@ class FrameCodec(FrameEncoder):
                 return 0, 0
             size = self._held_size
             end = size + len(data)
-            if data and self._may_hold(end):
+            if data and len(held) < HOLD_FACTOR and self._may_hold(end):
                 # Still short of the frame's end: held too, for the buffer
-                # the next call may ask for.
+                # the next call may ask for (a read at most HOLD_FACTOR
+                # times: a peer that sends a byte per read gets no list).
                 held.append(memoryview(data))
                 self._held_size = end
                 return -1, 0
