@@ -934,9 +934,9 @@ class WebSocket:
         Called by the lean stream's callback and by :meth:`_pull`;
         ``direct`` tells the time of the read.
         """
-        # A large frame this ends in keeps its first bytes in the core until
-        # the next read, which goes into a buffer of its own if the rest has
-        # arrived by then (frame_buffer() asks the kernel: FIONREAD). Its
+        # A large frame this ends in keeps its first bytes in the core (over
+        # two reads at most) until a read can go into a buffer of its own,
+        # once the rest has arrived (the kernel says: FIONREAD). Its
         # first read often comes with only its first segments, the rest a
         # moment later (a round trip of 1 MiB: 128 KiB, then all of it).
         self._conn.receive_data(data, now=direct.time(), more=True)

@@ -52,9 +52,11 @@ CHECKPOINT_EVERY = 32
 connection whose peer keeps up cannot hold the loop for long, rare enough
 that the pass costs under 1 µs per message."""
 
-SEND_ALONE = 262144
+SEND_ALONE = 196608
 """Buffers this large are written by a ``send()`` of their own, not gathered
-into one ``sendmsg()`` with the buffers around them.
+into one ``sendmsg()`` with the buffers around them: the rest of a payload
+of 256 KiB or more, after the 64 KiB joined to its header
+(``Connection.buffers_to_send()``).
 
 The frame's header (and the payload's first 64 KiB, joined to it) then
 leaves first, and the peer starts reading while the kernel copies the rest.
@@ -176,8 +178,9 @@ class DirectSocket:
         Returns:
             The number of bytes taken: all of them in the common case, fewer
             (0 included) when the socket buffer is full. A failing socket
-            also reads 0: the caller sends the rest through the stream,
-            which meets the error again and reports it as AnyIO does.
+            reads what it took before it failed (0, mostly): the caller
+            sends the rest through the stream, which meets the error again
+            and reports it as AnyIO does.
         """
         if not buffers or len(buffers) > MAX_BUFFERS:
             return 0

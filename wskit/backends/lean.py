@@ -321,10 +321,10 @@ class LeanStream(anyio.abc.SocketStream):
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
         protocol = self._protocol
-        protocol.stop_reading_into()
         if not protocol.buffer:
             if self._receiving:
                 raise anyio.BusyResourceError("reading from")
+            protocol.stop_reading_into()  # (a consumer's, if any: bytes come here now)
             self._receiving = True
             if protocol.paused_reading:  # by pause_reading(): the buffer is empty
                 protocol.paused_reading = False

@@ -277,12 +277,12 @@ class Connection:
         binary message in one frame of at least this size, uncompressed,
         that the bytes fed so far hold only part of can then take its rest
         straight into a buffer of its own: it costs one copy fewer. When
-        :meth:`receive_data` is told that more bytes wait (``more=True``),
-        the bytes at hand of it wait, as they came, until
-        :meth:`frame_buffer` or the next :meth:`receive_data` call: with
-        ``Config(fragments=True)``, they come as one piece with the frame's
-        next bytes. Events are otherwise the same. A change takes effect
-        from the next frame.
+        :meth:`receive_data` is told that :meth:`frame_buffer` will be
+        asked for (``more=True``), the bytes at hand of it wait, as they
+        came, until then (over two such calls at most): with
+        ``Config(fragments=True)``, they come later, with the frame's next
+        bytes. Events are otherwise the same. A change takes effect from
+        the next frame.
         """
         return self._frame_buffer_min
 
@@ -323,7 +323,10 @@ class Connection:
         Returns:
             A writable view of the bytes the frame lacks; None when there is
             no such frame or ``arrived`` falls short (read as usual then).
-            Once made, the buffer is offered whatever ``arrived`` says.
+            Once made, the buffer is offered whatever ``arrived`` says. Its
+            memory is reused (for later frames, of any connection): do not
+            write to the view once the frame is complete, and report only
+            bytes written (bytes beyond them are another frame's).
         """
         engine = self._engine
         return None if engine is None else engine.frame_buffer(arrived)

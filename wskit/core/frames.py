@@ -9,7 +9,8 @@ events, the same close codes, and the same frames.
 
 Theory of operation. Input is parsed straight out of each chunk received;
 only an incomplete header or control frame (at most 139 bytes) is kept for
-the next call. As in wsproto, a data frame's payload is delivered in the
+the next call, and the first bytes of a large frame waiting for its buffer
+(below). As in wsproto, a data frame's payload is delivered in the
 pieces that arrive (the piece boundaries are visible with
 ``Config(fragments=True)``), a control frame only whole, and checks run in
 wsproto's order, so that a frame breaking several rules fails with the same
@@ -41,8 +42,9 @@ unmasked once, when complete. Joining the pieces of such a
 message was a third copy of it, made after the other two had pushed it out
 of the CPU's cache (1 MiB: ~90 us of ~650 us per echo, here). It changes no
 event but where pieces are cut: a binary piece, in a frame whose header
-passed every check, cannot fail, and one that waits is delivered with the
-frame's next bytes (with ``fragments``, one piece where wsproto gives two).
+passed every check, cannot fail, and bytes that wait are delivered later,
+with the frame's next bytes or all of it (with ``fragments``, in fewer
+pieces than wsproto gives).
 Only a message's first frame, before any of it is delivered, is read this
 way: a message delivered in pieces already is joined anyway. Nor is text:
 its UTF-8 is checked piece by piece, so that a bad byte fails at once.
@@ -89,8 +91,9 @@ of at most this many calls, and up to this many times ``frame_buffer_min``
 A frame's rest often arrives in steps (on loopback, a 1 MiB message's first
 two reads may bring 128 KiB each, then the rest at once), and only what is
 held can go into the buffer once the rest has come. Held bytes are views of
-the chunks received (no copy, no memory the peer did not send), but they are
-not delivered either: with ``fragments``, pieces come this much later."""
+the chunks received (no copy; bytes the peer sent, kept alive with the rest
+of their reads: two reads at most), but they are not delivered either: with
+``fragments``, pieces come this much later."""
 
 
 class _Fail(Exception):
@@ -385,9 +388,10 @@ class FrameCodec(FrameEncoder):
             A writable view of the bytes the frame lacks (once made, the
             buffer is offered whatever ``arrived`` says); None when
             :attr:`frame_rest` is 0 or ``arrived`` falls short. Report what
-            was written at its start with :meth:`frame_filled`. Do not keep
-            it past that call or the next :meth:`receive`: once the frame is
-            complete, its memory goes to later frames (:mod:`.spare_buffers`).
+            was written at its start with :meth:`frame_filled`. Do not use
+            it once the frame is complete (by :meth:`frame_filled` or
+            :meth:`receive`): its memory goes to later frames, of any
+            connection (:mod:`.spare_buffers`).
         """
         buffer = self._buffer
         if buffer is None:

@@ -50,5 +50,6 @@ def give_back(view: memoryview) -> None:
     """
     spare = view.obj
     view.release()
-    if isinstance(spare, bytearray) and len(spare) <= KEEP_UP_TO and len(_spares) < KEEP:
+    if isinstance(spare, bytearray) and len(spare) <= KEEP_UP_TO:
         _spares.append(spare)
+        del _spares[KEEP:]  # one step each: threads giving back at once keep KEEP
