@@ -64,6 +64,16 @@ class Consumer:
         return sum(self.filled)
 
 
+async def buffer_given(client: anyio.abc.ByteStream, server: LeanStream) -> Consumer:
+    """A consumer on ``server`` that gave its buffer at the first byte (``b"x"``, sent here)."""
+    consumer = Consumer(server, SIZE, give_after=0)
+    assert server.consume(consumer.consume, consumer.end)
+    await client.send(b"x")
+    await consumer.more.wait()
+    assert consumer.given
+    return consumer
+
+
 @asyncio_only
 async def test_the_buffer_fills_in_order_then_the_consumer_gets_the_rest() -> None:
     payload = os.urandom(100 + SIZE + 7000)
@@ -93,11 +103,7 @@ async def test_a_consumer_that_stops_half_way_gets_the_rest_by_receive() -> None
     with anyio.fail_after(10):
         async with pair(lean_server=True) as (client, server):
             assert isinstance(server, LeanStream)
-            consumer = Consumer(server, SIZE, give_after=0)
-            assert server.consume(consumer.consume, consumer.end)
-            await client.send(payload[:1])
-            await consumer.more.wait()
-            assert consumer.given
+            consumer = await buffer_given(client, server)
             await client.send(payload[1:1000])
             while consumer.in_buffer < 999:
                 consumer.more = anyio.Event()
@@ -108,7 +114,7 @@ async def test_a_consumer_that_stops_half_way_gets_the_rest_by_receive() -> None
             rest = bytearray()
             while len(rest) < len(payload) - 1000:
                 rest += await server.receive(1 << 20)
-            assert consumer.before == payload[:1]
+            assert consumer.before == b"x"
             assert consumer.buffer[:999] == payload[1:1000]
             assert rest == payload[1000:]
             assert consumer.after == b""
@@ -119,10 +125,7 @@ async def test_the_end_of_the_stream_mid_buffer_is_reported() -> None:
     with anyio.fail_after(10):
         async with pair(lean_server=True) as (client, server):
             assert isinstance(server, LeanStream)
-            consumer = Consumer(server, SIZE, give_after=0)
-            assert server.consume(consumer.consume, consumer.end)
-            await client.send(b"x")
-            await consumer.more.wait()
+            consumer = await buffer_given(client, server)
             await client.send(b"y" * 5000)
             await client.send_eof()
             await consumer.ended.wait()
@@ -137,10 +140,7 @@ async def test_a_reset_mid_buffer_is_reported_as_broken() -> None:
     with anyio.fail_after(10):
         async with pair(lean_server=True) as (client, server):
             assert isinstance(server, LeanStream)
-            consumer = Consumer(server, SIZE, give_after=0)
-            assert server.consume(consumer.consume, consumer.end)
-            await client.send(b"x")
-            await consumer.more.wait()
+            consumer = await buffer_given(client, server)
             raw: socket.socket = client.extra(anyio.abc.SocketAttribute.raw_socket)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             await client.aclose()  # RST
@@ -177,19 +177,13 @@ def test_uvloop_reads_into_the_buffer_too() -> None:
         with anyio.fail_after(10):
             async with pair(lean_server=True) as (client, server):
                 assert isinstance(server, LeanStream)
-                consumer = Consumer(server, SIZE, give_after=0)
-                assert server.consume(consumer.consume, consumer.end)
-                await client.send(payload[:10])
-                await consumer.more.wait()
-                assert consumer.given
-                await client.send(payload[10:])
-                while len(consumer.before) + consumer.in_buffer + len(consumer.after) < len(
-                    payload
-                ):
+                consumer = await buffer_given(client, server)
+                await client.send(payload)
+                while consumer.in_buffer + len(consumer.after) < len(payload):
                     consumer.more = anyio.Event()
                     await consumer.more.wait()
-                assert consumer.before == payload[:10]
-                assert consumer.buffer == payload[10 : 10 + SIZE]
-                assert consumer.after == b""
+                assert consumer.before == b"x"
+                assert consumer.buffer == payload[:SIZE]
+                assert consumer.after == payload[SIZE:]
 
     anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
