@@ -184,6 +184,7 @@ class WebSocket:
         "_flush_scheduled",
         "_flushed",
         "_fragmenting",
+        "_frame_waiting",
         "_handoff",
         "_handoff_data",
         "_inflight",
@@ -292,6 +293,9 @@ class WebSocket:
         self._tail: list[bytes | memoryview] = []
         self._writing = False  # the writer is between taking data and handing it over
         self._flush_scheduled = False
+        # Asyncio: a large frame's first bytes may wait in the core for its
+        # buffer (see _consume); most reads need not ask the core before too.
+        self._frame_waiting = False
         # The deadline scheduled with the timer service (inf: none); a new
         # one is scheduled only when the core wants an earlier one, not
         # after every read.
@@ -909,14 +913,16 @@ class WebSocket:
         direct: _Clock | None = self._direct if self._direct is not None else self._sock
         assert direct is not None
         lean = self._direct
-        if lean is not None and self._conn.frame_rest:
+        if lean is not None and self._frame_waiting and self._conn.frame_rest:
             # A large frame's first bytes wait in the core: if its rest is
             # here or in the kernel now, it goes into a buffer of its own,
             # these bytes first (the join of its pieces, saved).
             self._conn.frame_buffer(lean.arrived() + len(data))
         fed = self._consume_piece(data, direct)
-        if fed and lean is not None and self._conn.frame_rest:
-            self._read_frame_directly(lean)
+        if lean is not None:
+            self._frame_waiting = fed and self._conn.frame_rest > 0
+            if self._frame_waiting:
+                self._read_frame_directly(lean)
         if self._slice:
             # Compressed: the core parses in steps, as for the reader
             # (max_queue bounds what one read inflates to).
