@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, cast, final
 
 import anyio
@@ -29,8 +29,8 @@ class Waitable(Protocol):
         """Wake every waiter."""
         ...  # pragma: no cover
 
-    async def wait(self) -> None:
-        """Wait until set."""
+    def wait(self) -> Awaitable[None]:
+        """Wait until set (``await event.wait()``)."""
         ...  # pragma: no cover
 
 
@@ -85,7 +85,10 @@ class MessageQueue:
         if items is _NO_ITEMS:
             items = self._items = deque()
         items.append(item)
-        self._notify()
+        changed = self._changed  # _notify(), inline: once per message
+        if changed is not None:
+            self._changed = None
+            changed.set()
         return True
 
     async def put(self, item: Piece) -> bool:
@@ -111,10 +114,14 @@ class MessageQueue:
 
     def get_nowait(self) -> Piece | None:
         """Take the oldest piece if there is one, else None."""
-        if not self._items:
+        items = self._items
+        if not items:
             return None
-        item = self._items.popleft()
-        self._notify()
+        item = items.popleft()
+        changed = self._changed  # _notify(), inline: once per message
+        if changed is not None:
+            self._changed = None
+            changed.set()
         return item
 
     async def get(self) -> Piece:

@@ -83,3 +83,28 @@ async def test_a_queue_on_loop_events_delivers_in_order_across_waits() -> None:
                     await anyio.wait_all_tasks_blocked()  # the consumer waits on an event
             queue.close()
     assert got == [str(index) for index in range(50)]
+
+
+async def test_waits_cancelled_before_set_do_not_pile_up() -> None:
+    # A long-lived event (a connection's "closed" flag) may be waited on with
+    # a timeout again and again: the futures of waits given up on must not
+    # accumulate until set().
+    event = LoopEvent(asyncio.get_running_loop())
+    woken: list[str] = []
+
+    async def keeper(name: str) -> None:
+        await event.wait()
+        woken.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            for name in ("first", "second"):
+                tasks.start_soon(keeper, name)
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(1000):
+                with anyio.move_on_after(0):
+                    await event.wait()
+            held = len(event._more or ())  # the waiters beyond the first one
+            assert held <= 2 * 16, f"{held} futures held for 2 live waiters"
+            event.set()
+    assert sorted(woken) == ["first", "second"]

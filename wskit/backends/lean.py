@@ -723,6 +723,10 @@ async def lean_open(sock: socket.socket) -> LeanStream:
     return LeanStream(transport, protocol)
 
 
+_PRUNE_FIRST = 16
+"""Waiters a :class:`LoopEvent` holds beyond its first before it drops cancelled ones."""
+
+
 @final
 class LoopEvent:
     """What ``anyio.Event`` does, for the tasks of one asyncio loop: a future per waiter.
@@ -730,38 +734,60 @@ class LoopEvent:
     A WebSocket's receive queue makes an event each time its reader has to
     wait, which for a reader that keeps up is once per message. ``anyio.Event``
     finds the running backend and builds an ``asyncio.Event`` (with its
-    deque) every time; this holds a list of futures, made when waited on.
-    Cancel-safe, and any number of tasks may wait.
+    deque) every time; this holds the futures of its waiters, made when
+    waited on, and :meth:`wait` gives the future itself rather than a
+    coroutine awaiting it. Cancel-safe (a cancelled waiter's future alone is
+    cancelled), and any number of tasks may wait.
     """
 
-    __slots__ = ("_loop", "_set", "_waiters")
+    __slots__ = ("_first", "_loop", "_more", "_prune_at", "_set")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._set = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        # The first waiter's future; most events have one waiter, and no list.
+        self._first: asyncio.Future[None] | None = None
+        self._more: list[asyncio.Future[None]] | None = None
+        self._prune_at = _PRUNE_FIRST
 
     def set(self) -> None:
         """Wake every waiter; later waits return at once."""
         self._set = True
-        for waiter in self._waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        first = self._first
+        if first is not None:
+            self._first = None
+            if not first.done():
+                first.set_result(None)
+        more = self._more
+        if more is not None:
+            self._more = None
+            for waiter in more:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def is_set(self) -> bool:
         """Whether :meth:`set` was called."""
         return self._set
 
-    async def wait(self) -> None:
-        """Wait until :meth:`set` is called (at once if it was)."""
-        if self._set:
-            return
+    def wait(self) -> Awaitable[None]:
+        """Wait until :meth:`set` is called (at once if it was): ``await event.wait()``."""
         waiter = self._loop.create_future()
-        waiters = self._waiters
-        if waiters is None:
-            waiters = self._waiters = []
-        waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            waiters.remove(waiter)
+        if self._set:
+            waiter.set_result(None)  # awaiting a done future does not yield
+            return waiter
+        first = self._first
+        if first is None or first.done():  # none, or cancelled: its place is free
+            self._first = waiter
+            return waiter
+        more = self._more
+        if more is None:
+            self._more = [waiter]
+            return waiter
+        if len(more) >= self._prune_at:
+            # Waits cancelled before set() leave done futures behind: drop
+            # them, at lengths that double, so a long-lived event that is
+            # waited on with timeouts holds only its live waiters (about).
+            more[:] = [other for other in more if not other.done()]
+            self._prune_at = max(_PRUNE_FIRST, 2 * len(more))
+        more.append(waiter)
+        return waiter
