@@ -210,27 +210,26 @@ class Poller:
                 return
             if self._leader is None:
                 if self._solo is None and len(self._watches) == 1:
-                    await self._wait_solo(watch)
+                    # Solo: through Trio, for its own socket (see the module's
+                    # docstring); here rather than in a coroutine of its own,
+                    # as a lone connection waits so once per message.
+                    self._solo = watch
+                    try:
+                        await lowlevel.wait_readable(watch.fd)
+                    except self._trio.ClosedResourceError:
+                        if watch.interrupted:
+                            raise self._trio.ClosedResourceError("the connection is over") from None
+                        raise  # the socket itself is being closed
+                    finally:
+                        self._solo = None
+                    if watch.interrupted:  # woken by its news, interrupted since: as a follower
+                        raise self._trio.ClosedResourceError("the connection is over")
                     return
                 await self._lead(watch)
                 continue
             watch.task = lowlevel.current_task()
             self._parked.add(watch)
             await lowlevel.wait_task_rescheduled(watch.abort)
-
-    async def _wait_solo(self, watch: _Watch) -> None:
-        """Wait through Trio for the one socket registered (see the module's docstring)."""
-        self._solo = watch
-        try:
-            await self._trio.lowlevel.wait_readable(watch.fd)
-        except self._trio.ClosedResourceError:
-            if watch.interrupted:
-                raise self._trio.ClosedResourceError("the connection is over") from None
-            raise  # the socket itself is being closed
-        finally:
-            self._solo = None
-        if watch.interrupted:  # woken by its news and interrupted since: as for a follower
-            raise self._trio.ClosedResourceError("the connection is over")
 
     async def _lead(self, watch: _Watch) -> None:
         """Wait for the epoll as the leader, dispatching news, until some is for ``watch``."""
