@@ -485,7 +485,8 @@ class Connection:
             raise UsageError(f"a fragmented {kind} message is under way: finish it with fin=True")
         try:
             if compress is None:
-                options = self.config.compression
+                # Only when deflate was negotiated: else the size is not worth computing.
+                options = self.config.compression if self.compression is not None else None
                 compress = (
                     options is not None
                     and _encoded_size(data, options.threshold) >= options.threshold
