@@ -546,7 +546,11 @@ class WebSocket:
         terminated = self._terminated
         self._puller = True
         try:
-            while self._pulling and not queue and not terminated.is_set():
+            if queue or terminated.is_set():
+                return
+            # Each pass reads; the queue is checked once per read, the end
+            # once per wait (what can change while we wait, or read).
+            while self._pulling:
                 try:
                     if sock.drained:
                         # The last read emptied the kernel's buffer: wait
@@ -557,7 +561,8 @@ class WebSocket:
                         finally:
                             self._receiving = False
                         sock.drained = False
-                        continue
+                        if terminated.is_set() or not self._pulling:
+                            break
                     got = self._read_now(sock)
                     if got is None:
                         continue  # woken, but nothing came after all: wait again
@@ -567,11 +572,12 @@ class WebSocket:
                         self._conn.receive_eof()
                         self._after_core_call()
                     return
-                if type(got) is int:  # read into the core's frame buffer
+                if isinstance(got, int):  # read into the core's frame buffer
                     self._consume_filled(got, sock)
                 else:
-                    self._consume(cast("bytes", got))  # pongs and close echoes leave from here too
-                if not queue:
+                    self._consume(got)  # pongs and close echoes leave from here too
+                delivered = bool(queue)
+                if not delivered:
                     # The message is not whole yet: its next bytes are most
                     # likely on their way or there already (a large message
                     # streams in): read before waiting.
@@ -581,6 +587,8 @@ class WebSocket:
                     # other tasks have a turn (a handler that only receives
                     # would never yield). Shielded: what was read is queued.
                     await anyio.lowlevel.cancel_shielded_checkpoint()
+                if delivered or terminated.is_set():
+                    break
         finally:
             self._puller = False
             self._back = 1
@@ -1105,6 +1113,10 @@ class WebSocket:
         if direct is None or self._writing or not direct.can_write_now():
             self._kick_writer()
             return
+        self._write_now(direct)
+
+    def _write_now(self, direct: LeanStream) -> None:
+        """Hand what the core holds to the transport, once ``can_write_now()`` said yes."""
         for data in self._take_output():
             direct.write_now(data)
         if self._terminated.is_set():
@@ -1451,7 +1463,7 @@ class WebSocket:
             await self._wait_for_message_stream()
         # _send_piece()'s steps, here rather than awaited: one coroutine less
         # per message.
-        sock = self._direct_writer(message)
+        sock = self._direct_writer(message) if self._sock is not None else None
         if sock is not None:
             await sock.checkpoint_if_cancelled()  # see _send_piece()
         self._frame_piece(message, compress, True)
@@ -1549,7 +1561,9 @@ class WebSocket:
     ) -> None:
         """Have the core frame ``data``, which then waits in it to be written."""
         try:
-            if isinstance(data, str):
+            if type(data) is bytes:  # the common case first: one type check
+                self._conn.send_bytes(data, compress=compress, fin=fin)
+            elif isinstance(data, str):
                 self._conn.send_text(data, compress=compress, fin=fin)
             elif isinstance(data, bytes | bytearray | memoryview):
                 self._conn.send_bytes(data, compress=compress, fin=fin)
@@ -1577,7 +1591,7 @@ class WebSocket:
         if self._queue:
             self._flush_soon()
         else:
-            self._flush()
+            self._write_now(direct)  # _flush() without asking can_write_now() again
         return True
 
     async def _deliver(self) -> None:
@@ -1617,7 +1631,7 @@ class WebSocket:
         if not buffers:
             return True
         taken = sock.try_send(buffers)
-        if taken < sum(map(len, buffers)):
+        if taken < (len(buffers[0]) if len(buffers) == 1 else sum(map(len, buffers))):
             self._tail = list(remainder(buffers, taken))  # for the writer, before anything else
             return False
         return True
