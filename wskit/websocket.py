@@ -548,8 +548,9 @@ class WebSocket:
         try:
             if queue or terminated.is_set():
                 return
-            # Each pass reads; the queue is checked once per read, the end
-            # once per wait (what can change while we wait, or read).
+            # Each pass reads. The queue is checked after each read (and
+            # again after a yield), the end after each wait and each read:
+            # only this task fills the queue while it pulls.
             while self._pulling:
                 try:
                     if sock.drained:
@@ -587,6 +588,9 @@ class WebSocket:
                     # other tasks have a turn (a handler that only receives
                     # would never yield). Shielded: what was read is queued.
                     await anyio.lowlevel.cancel_shielded_checkpoint()
+                    # Another task's recv() may have taken it meanwhile: we
+                    # return only with something queued (or at the end).
+                    delivered = bool(queue)
                 if delivered or terminated.is_set():
                     break
         finally:

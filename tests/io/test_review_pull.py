@@ -31,6 +31,7 @@ from tests.frames import (
 from tests.io.pull_support import Handlers
 from tests.io.raw import RawClient, parse_frames
 from wskit import ConnectionClosed, WebSocket
+from wskit.backends.direct import CHECKPOINT_EVERY
 from wskit.core import Connection, Event, Fragment, Message, State
 from wskit.message_queue import MessageQueue, Piece
 from wskit.plugins import PASS, Budget, Close, Plugin, Rate, RateLimit, Reply, Verdict
@@ -707,3 +708,53 @@ async def test_compressed_frames_sent_with_the_101_response_are_parsed_in_steps(
             tg.cancel_scope.cancel()
     assert got == count * size
     assert max(batches) <= 65536 + size + 1024, max(batches)
+
+
+async def test_a_pull_that_yields_returns_only_with_a_message_queued(
+    anyio_backend_name: str,
+) -> None:
+    # The task pulling in recv() yields once every CHECKPOINT_EVERY direct
+    # operations. A recv() in another task may take, during that yield, the
+    # message the pull just queued: the pull must then read on, as a
+    # recv_stream() behind it waits on the queue and nobody else reads.
+    # Trio runs the two tasks after the yield in either order (at random):
+    # the thief goes first in about half the rounds.
+    rounds = 12
+    after_pull: list[tuple[int, bool]] = []
+    taken: list[str | bytes] = []
+
+    async def handler(ws: WebSocket) -> None:
+        for _ in range(rounds):
+            sock = ws._sock
+            if sock is None or not ws._pulling:  # asyncio: no pull mode, same exchange
+                taken.append(await ws.recv())
+                await ws.send("taken")
+                await ws.send(await ws.recv())
+                continue
+            sock._immediate = CHECKPOINT_EVERY - 1  # the next read is due a checkpoint
+
+            async def thief(ws: WebSocket = ws) -> None:
+                while not ws._queue:  # runnable all along: it runs in the pull's yield
+                    await anyio.lowlevel.checkpoint()
+                taken.append(await ws.recv())
+                await ws.send("taken")
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(thief)
+                await ws._pull()
+                after_pull.append((len(ws._queue), ws._pulling))
+            await ws.send(await ws.recv())
+
+    with anyio.fail_after(10):
+        async with wskit.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            async with wskit.connect(f"ws://127.0.0.1:{server.port}") as ws:
+                for index in range(rounds):
+                    await ws.send(f"one {index}")
+                    assert await ws.recv() == "taken"
+                    await ws.send(f"two {index}")
+                    assert await ws.recv() == f"two {index}"
+    assert taken == [f"one {index}" for index in range(rounds)]
+    if anyio_backend_name == "trio":
+        # Each pull returned with a message queued: "one" if the thief had
+        # not taken it yet, else "two", read before the pull returned.
+        assert after_pull == [(1, True)] * rounds
