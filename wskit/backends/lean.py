@@ -736,8 +736,10 @@ class LoopEvent:
     finds the running backend and builds an ``asyncio.Event`` (with its
     deque) every time; this holds the futures of its waiters, made when
     waited on, and :meth:`wait` gives the future itself rather than a
-    coroutine awaiting it. Cancel-safe (a cancelled waiter's future alone is
-    cancelled), and any number of tasks may wait.
+    coroutine awaiting it (so await it: it is not a coroutine to start as a
+    task). Cancel-safe (a cancelled waiter's future alone is cancelled, and
+    kept until :meth:`set` or the next pruning, see ``_PRUNE_FIRST``), and
+    any number of tasks may wait.
     """
 
     __slots__ = ("_first", "_loop", "_more", "_prune_at", "_set")
